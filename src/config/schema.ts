@@ -1,0 +1,156 @@
+// The run config YAML as zod schemas: unknown keys are errors at every level,
+// single-field rules live here, cross-field model rules in checkModelConfig.
+import { z } from 'zod';
+import { NORM_TYPES, STRATEGIES, type ModelConfig } from '../model/config.ts';
+import { PRESET_NAMES } from './presets.ts';
+
+const num = () => z.number().finite();
+const positive = () => num().gt(0);
+const posInt = () => z.number().int().min(1);
+/** A count or cadence where 0 means "never". */
+const count = () => z.number().int().min(0);
+
+/** Every ModelConfig field, typed against the interface so the two cannot drift apart. */
+const modelFields = {
+  vocab_size: posInt(),
+  d_model: posInt(),
+  n_layers: posInt(),
+  n_heads: posInt(),
+  ffn_dim: posInt(),
+  norm: z.enum(STRATEGIES),
+  norm_type: z.enum(NORM_TYPES),
+  norm_eps: positive(),
+  rope_theta: positive(),
+  mix_alpha: num(),
+  qk_norm: z.boolean(),
+  embed_norm: z.boolean().nullable(),
+  dyt_alpha_init: num(),
+  init_std: positive(),
+} satisfies { [K in keyof ModelConfig]-?: z.ZodType<ModelConfig[K]> };
+
+/** The model once preset and defaults are merged in: every field present. */
+export const modelSchema = z.object(modelFields).strict();
+
+/** The `model:` section as written: an optional preset, any field overriding it. */
+const modelInputSchema = z
+  .object(modelFields)
+  .partial()
+  .extend({ preset: z.enum(PRESET_NAMES as [string, ...string[]]).optional() })
+  .strict();
+
+const trainSchema = z
+  .object({
+    steps: posInt().default(1000),
+    batch_size: posInt().default(8),
+    seq_len: posInt().default(128),
+    lr: positive().default(1e-3),
+    warmup_steps: count().default(100),
+    /** Floor of the cosine decay, as a fraction of lr. */
+    min_lr_ratio: num().min(0).max(1).default(0.1),
+    beta1: num().min(0).lt(1).default(0.9),
+    beta2: num().min(0).lt(1).default(0.95),
+    eps: positive().default(1e-8),
+    /** AdamW decoupled decay, applied to weights with ≥ 2 dimensions only. */
+    weight_decay: num().min(0).default(0),
+    /** Global gradient-norm clip; 0 = off. */
+    grad_clip: num().min(0).default(1.0),
+    seed: count().default(0),
+    eval_every: posInt().default(100),
+    eval_batches: posInt().default(8),
+    log_every: posInt().default(1),
+    /** Per-layer diagnostics cadence; 0 = never. */
+    diag_every: count().default(10),
+    /** 0 = never. */
+    checkpoint_every: count().default(100),
+    keep_checkpoints: posInt().default(2),
+  })
+  .strict()
+  .superRefine((t, ctx) => {
+    if (t.warmup_steps > t.steps) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['warmup_steps'],
+        message: `warmup_steps ${t.warmup_steps} must not exceed steps ${t.steps}`,
+      });
+    }
+  });
+
+export const CORPORA = ['brown'] as const;
+export const TOKENIZERS = ['byte', 'gpt2'] as const;
+export type Tokenizer = (typeof TOKENIZERS)[number];
+
+/** Token ids each tokenizer can emit; the model's vocab_size must cover them. */
+export const TOKENIZER_VOCAB: Record<Tokenizer, number> = { byte: 256, gpt2: 50257 };
+
+const dataSchema = z
+  .object({
+    corpus: z.enum(CORPORA).default('brown'),
+    tokenizer: z.enum(TOKENIZERS).default('byte'),
+    /** Fraction of the corpus held out for validation. */
+    val_fraction: num().gt(0).lt(1).default(0.05),
+    /** `packed`: documents concatenated and cut into seq_len + 1 windows. */
+    batching: z.enum(['packed']).default('packed'),
+  })
+  .strict();
+
+const outputSchema = z
+  .object({
+    runs_dir: z.string().min(1).default('runs'),
+    /** Absent: `<runs_dir>/normlab.sqlite`. */
+    db: z.string().min(1).optional(),
+  })
+  .strict();
+
+/** The YAML as written, before the preset is merged. */
+export const runConfigInputSchema = z
+  .object({
+    name: z.string().min(1).optional(),
+    model: modelInputSchema,
+    train: trainSchema.default({}),
+    data: dataSchema.default({}),
+    output: outputSchema.default({}),
+  })
+  .strict();
+
+export type RunConfigInput = z.output<typeof runConfigInputSchema>;
+export type TrainConfig = z.output<typeof trainSchema>;
+export type DataConfig = z.output<typeof dataSchema>;
+export interface OutputConfig {
+  runs_dir: string;
+  db: string;
+}
+
+/**
+ * A resolved run config: every default filled in, the preset merged into
+ * `model` and recorded in `model_preset` (informational: it is not hashed,
+ * since `model` already holds every field it set).
+ */
+export interface RunConfig {
+  name: string;
+  model_preset?: string;
+  model: ModelConfig;
+  train: TrainConfig;
+  data: DataConfig;
+  output: OutputConfig;
+}
+
+/** The keys the input schema accepts at a dotted path, or null where it expects no mapping. */
+export function keysAt(path: readonly string[]): string[] | null {
+  let t: z.ZodTypeAny | undefined = runConfigInputSchema;
+  for (const seg of path) {
+    t = asObject(t)?.shape[seg];
+  }
+  const obj = asObject(t);
+  return obj ? Object.keys(obj.shape) : null;
+}
+
+function asObject(t: z.ZodTypeAny | undefined): z.AnyZodObject | null {
+  while (t) {
+    if (t instanceof z.ZodObject) return t;
+    if (t instanceof z.ZodDefault) t = t.removeDefault();
+    else if (t instanceof z.ZodEffects) t = t.innerType();
+    else if (t instanceof z.ZodOptional || t instanceof z.ZodNullable) t = t.unwrap();
+    else return null;
+  }
+  return null;
+}

@@ -1,0 +1,59 @@
+// AdamW as torch.optim.AdamW (decoupled weight decay, bias correction), after
+// global-norm clipping as torch.nn.utils.clip_grad_norm_ (MODEL.md §6).
+import * as tf from '@tensorflow/tfjs';
+import type { Params } from '../model/norms.ts';
+
+export interface AdamWConfig {
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weight_decay: number;
+}
+
+/** Factor that scales every gradient so the global norm is at most `clipNorm` (0 = off). */
+export function clipFactor(totalNorm: number, clipNorm: number): number {
+  return clipNorm > 0 ? Math.min(1, clipNorm / (totalNorm + 1e-6)) : 1;
+}
+
+/** Only matrices decay; norm gains, biases and scalars do not. */
+export const decays = (shape: number[]) => shape.length >= 2;
+
+export class AdamW {
+  step = 0;
+  readonly m: Params = {};
+  readonly v: Params = {};
+
+  constructor(readonly config: AdamWConfig, params: Params) {
+    for (const [key, p] of Object.entries(params)) {
+      this.m[key] = tf.zerosLike(p);
+      this.v[key] = tf.zerosLike(p);
+    }
+  }
+
+  /** Updates `params` in place (old tensors disposed), with gradients scaled by `gradScale`. */
+  apply(params: Params, grads: Record<string, tf.Tensor>, lr: number, gradScale: number): void {
+    this.step += 1;
+    const { beta1, beta2, eps, weight_decay } = this.config;
+    const stepSize = lr / (1 - beta1 ** this.step);
+    const sqrtBias2 = Math.sqrt(1 - beta2 ** this.step);
+    for (const key of Object.keys(params)) {
+      const [p, m, v] = [params[key]!, this.m[key]!, this.v[key]!];
+      const [next, nextM, nextV] = tf.tidy(() => {
+        const g = gradScale === 1 ? grads[key]! : grads[key]!.mul(gradScale);
+        const m1 = m.mul(beta1).add(g.mul(1 - beta1));
+        const v1 = v.mul(beta2).add(g.square().mul(1 - beta2));
+        const decayed = weight_decay > 0 && decays(p.shape) ? p.mul(1 - lr * weight_decay) : p;
+        const update = m1.div(v1.sqrt().div(sqrtBias2).add(eps)).mul(stepSize);
+        return [decayed.sub(update), m1, v1];
+      });
+      tf.dispose([p, m, v]);
+      params[key] = next!;
+      this.m[key] = nextM!;
+      this.v[key] = nextV!;
+    }
+  }
+
+  dispose(): void {
+    tf.dispose([...Object.values(this.m), ...Object.values(this.v)]);
+  }
+}
