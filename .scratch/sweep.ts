@@ -75,6 +75,8 @@ const cases: Case[] = [
   { name: 'sum big', inputs: [fl([200000])], f: a=>tf.sum(a).reshape([1]) },
   { name: 'mean axis0 big', inputs: [fl([1024,64])], f: a=>tf.mean(a,0) },
   { name: 'isFinite', inputs: [fl([3,4])], f: a=>tf.cast(tf.isFinite(a.div(0.0)),'float32'), diff: [] },
+  { name: 'where bcast', inputs: [fl([2,3,4,4])], f: a=>{ const m = tf.greaterEqual(tf.range(0,4).reshape([4,1]), tf.range(0,4).reshape([1,4])); return tf.softmax(tf.where(m, a, tf.fill([2,3,4,4], -1e9))); } },
+  { name: 'xent', inputs: [fl([6,11]), { shape:[6], dtype:'int32', gen: i=>(i*5)%11 }], f: (l,t)=>tf.neg(tf.mean(tf.sum(tf.logSoftmax(l).mul(tf.oneHot(t as tf.Tensor1D, 11)),-1))).reshape([1]), diff: [0] },
   { name: 'linear band', inputs: [fl([4,4])], f: a=>tf.linalg.bandPart(a,-1,0) },
 ];
 

@@ -57,8 +57,9 @@ function issueProblems(issue: ZodIssue, input: unknown, prefix: string[]): Confi
   return [{ key, detail: `${issue.message}, got ${got}` }];
 }
 
-// Zod names types as JavaScript does; a YAML user thinks in mappings and lists.
+// Zod names types as JavaScript does (enums as 'a' | 'b'); a YAML user thinks in mappings and lists.
 function typeName(t: string): string {
+  if (t.includes(' | ')) return `one of ${t.replaceAll("'", '').split(' | ').join(', ')}`;
   return t === 'object' ? 'a mapping' : t === 'array' ? 'a list' : t;
 }
 

@@ -33,9 +33,8 @@ export const modelSchema = z.object(modelFields).strict();
 
 /** The `model:` section as written: an optional preset, any field overriding it. */
 const modelInputSchema = z
-  .object(modelFields)
-  .partial()
-  .extend({ preset: z.enum(PRESET_NAMES as [string, ...string[]]).optional() })
+  .object({ preset: z.enum(PRESET_NAMES as [string, ...string[]]).optional() })
+  .merge(z.object(modelFields).partial())
   .strict();
 
 const trainSchema = z
@@ -44,7 +43,8 @@ const trainSchema = z
     batch_size: posInt().default(8),
     seq_len: posInt().default(128),
     lr: positive().default(1e-3),
-    warmup_steps: count().default(100),
+    /** At most `steps`; absent: min(100, steps), so a short run needs no warm-up edit. */
+    warmup_steps: count().optional(),
     /** Floor of the cosine decay, as a fraction of lr. */
     min_lr_ratio: num().min(0).max(1).default(0.1),
     beta1: num().min(0).lt(1).default(0.9),
@@ -64,16 +64,7 @@ const trainSchema = z
     checkpoint_every: count().default(100),
     keep_checkpoints: posInt().default(2),
   })
-  .strict()
-  .superRefine((t, ctx) => {
-    if (t.warmup_steps > t.steps) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['warmup_steps'],
-        message: `warmup_steps ${t.warmup_steps} must not exceed steps ${t.steps}`,
-      });
-    }
-  });
+  .strict();
 
 export const CORPORA = ['brown'] as const;
 export const TOKENIZERS = ['byte', 'gpt2'] as const;
@@ -113,7 +104,7 @@ export const runConfigInputSchema = z
   .strict();
 
 export type RunConfigInput = z.output<typeof runConfigInputSchema>;
-export type TrainConfig = z.output<typeof trainSchema>;
+export type TrainConfig = Omit<z.output<typeof trainSchema>, 'warmup_steps'> & { warmup_steps: number };
 export type DataConfig = z.output<typeof dataSchema>;
 export interface OutputConfig {
   runs_dir: string;
@@ -144,13 +135,8 @@ export function keysAt(path: readonly string[]): string[] | null {
   return obj ? Object.keys(obj.shape) : null;
 }
 
+// Sections are objects, some wrapped in .default({}).
 function asObject(t: z.ZodTypeAny | undefined): z.AnyZodObject | null {
-  while (t) {
-    if (t instanceof z.ZodObject) return t;
-    if (t instanceof z.ZodDefault) t = t.removeDefault();
-    else if (t instanceof z.ZodEffects) t = t.innerType();
-    else if (t instanceof z.ZodOptional || t instanceof z.ZodNullable) t = t.unwrap();
-    else return null;
-  }
-  return null;
+  const inner = t instanceof z.ZodDefault ? t.removeDefault() : t;
+  return inner instanceof z.ZodObject ? inner : null;
 }

@@ -63,11 +63,9 @@ export class Model {
   private constantsFor(seqLen: number) {
     let c = this.constants.get(seqLen);
     if (!c) {
-      c = tf.tidy(() => {
-        const built = { tables: ropeTables(seqLen, this.cfg.d_model / this.cfg.n_heads, this.cfg.rope_theta), mask: causalMask(seqLen) };
-        tf.keep(built.tables.cos); tf.keep(built.tables.sin); tf.keep(built.mask);
-        return built;
-      });
+      // Kept: forward usually runs inside a tidy scope, and these live until dispose().
+      const { cos, sin } = ropeTables(seqLen, this.cfg.d_model / this.cfg.n_heads, this.cfg.rope_theta);
+      c = { tables: { cos: tf.keep(cos), sin: tf.keep(sin) }, mask: tf.keep(causalMask(seqLen)) };
       this.constants.set(seqLen, c);
     }
     return c;
@@ -132,7 +130,7 @@ export function crossEntropy(logits: tf.Tensor3D, targets: tf.Tensor2D, weights?
   const V = logits.shape[2];
   const logProbs = tf.logSoftmax(logits.reshape([-1, V]));
   const picked = logProbs.mul(tf.oneHot(targets.reshape([-1]), V)).sum(-1);
-  if (!weights) return picked.mean().neg();
+  if (!weights) return picked.mean().neg() as tf.Scalar;
   const w = weights.reshape([-1]);
-  return picked.mul(w).sum().div(w.sum()).neg();
+  return picked.mul(w).sum().div(w.sum()).neg() as tf.Scalar;
 }

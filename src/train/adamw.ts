@@ -23,11 +23,13 @@ export class AdamW {
   readonly m: Params = {};
   readonly v: Params = {};
 
-  constructor(readonly config: AdamWConfig, params: Params) {
+  /** Fresh moments for `params`, or the saved ones of a checkpoint. */
+  constructor(readonly config: AdamWConfig, params: Params, saved?: { m: Params; v: Params; step: number }) {
     for (const [key, p] of Object.entries(params)) {
-      this.m[key] = tf.zerosLike(p);
-      this.v[key] = tf.zerosLike(p);
+      this.m[key] = saved?.m[key] ?? tf.zerosLike(p);
+      this.v[key] = saved?.v[key] ?? tf.zerosLike(p);
     }
+    this.step = saved?.step ?? 0;
   }
 
   /** Updates `params` in place (old tensors disposed), with gradients scaled by `gradScale`. */

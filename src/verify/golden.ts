@@ -118,13 +118,12 @@ function forwardQuantities(model: Model, params: Params, tokens: tf.Tensor2D, ta
   });
 }
 
-function gradientQuantities(model: Model, params: Params, tokens: tf.Tensor2D): Quantities & { sumSquares: Map<string, number> } {
+function gradientQuantities(model: Model, params: Params, tokens: tf.Tensor2D): Quantities {
   const { loss, grads } = lossAndGrads(model, params, tokens);
   const sumSquares = gradSquareSums(grads);
   tf.dispose([loss, ...Object.values(grads)]);
   const norms = gradNorms(sumSquares, model.cfg.n_layers);
   return {
-    sumSquares,
     grad_norm_total: norms.total,
     grad_norms: Object.fromEntries(norms.perParam),
     layer_grad_norms: norms.perLayer,
@@ -167,8 +166,7 @@ export function computeCase(c: ReferenceCase): Quantities {
   const tokens = tf.tensor2d(c.tokens, undefined, 'int32');
   const targets = Int32Array.from(c.tokens.flatMap((row) => row.slice(1)));
   try {
-    const { sumSquares: _ignored, ...grads } = gradientQuantities(model, params, tokens);
-    const got: Quantities = { ...forwardQuantities(model, params, tokens, targets), ...grads };
+    const got: Quantities = { ...forwardQuantities(model, params, tokens, targets), ...gradientQuantities(model, params, tokens) };
     if (c.expected.adamw) {
       for (const [k, v] of Object.entries(adamwQuantities(model, params, tokens, targets, c.expected.adamw.config))) got[`adamw.${k}`] = v;
     }

@@ -1,0 +1,10 @@
+import { textSource } from '../src/data/sources.ts';
+let t = performance.now();
+const src = textSource('brown');
+const docs = [...src.documents()];
+console.log(docs.length, performance.now() - t, 'ms', src.describe());
+console.log(docs[0].slice(0, 1200)); console.log('-----'); console.log(docs[499].slice(0, 600));
+const words = docs.reduce((a, d) => a + d.split(/\s+/).length, 0);
+console.log('words', words, 'chars', docs.reduce((a,d)=>a+d.length,0));
+const bad = docs.flatMap(d => d.match(/\S\/[a-z$*+-]+\b/g) ?? []);
+console.log('tagish', bad.length, bad.slice(0, 20));

@@ -1,0 +1,42 @@
+// The normlab command line: each command lives in its own file and only wires
+// components together.
+import { Command, CommanderError } from 'commander';
+import { registerTrain } from './train.ts';
+import { registerVerify } from './verify.ts';
+
+import { VERSION } from './version.ts';
+
+/** Commands report their exit code through this instead of calling process.exit. */
+export type SetExitCode = (code: number) => void;
+
+/** Runs the CLI and returns the process exit code (2 for bad input). */
+export async function main(argv: string[]): Promise<number> {
+  let exitCode = 0;
+  const setExitCode: SetExitCode = (code) => { exitCode = code; };
+  const program = new Command('normlab')
+    .description('pre-train LLaMA-style models under different layer-norm strategies')
+    .version(VERSION)
+    .exitOverride()
+    .showHelpAfterError();
+  for (const register of [registerTrain, registerVerify]) register(program, setExitCode);
+  try {
+    await program.parseAsync(argv);
+    return exitCode;
+  } catch (e) {
+    return reportError(e);
+  }
+}
+
+function reportError(e: unknown): number {
+  if (e instanceof CommanderError) {
+    // Commander has printed the message; --help and --version exit 0.
+    return e.exitCode === 0 ? 0 : 2;
+  }
+  const err = e as Error & { exitCode?: number };
+  if (typeof err.exitCode === 'number') {
+    console.error(`normlab: ${err.message}`);
+    return err.exitCode;
+  }
+  console.error(`normlab: ${err?.stack ?? String(e)}`);
+  return 1;
+}

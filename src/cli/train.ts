@@ -1,0 +1,119 @@
+// normlab train <config.yaml> [--set key=value …] | --resume <run>
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import * as tf from '@tensorflow/tfjs';
+import { loadRunConfig } from '../config/load.ts';
+import type { RunConfig } from '../config/schema.ts';
+import { RunStore } from '../store/store.ts';
+import { executeRun, readRunConfig, runIdentity } from '../train/run.ts';
+import { backendOption, startBackend, UsageError } from './common.ts';
+import type { SetExitCode } from './main.ts';
+import { progressFor } from './progress.ts';
+import { VERSION } from './version.ts';
+
+/** Exit codes a script can tell apart. */
+export const EXIT = { finished: 0, failed: 1, badInput: 2, diverged: 3, killed: 130 } as const;
+
+interface TrainFlags {
+  set: string[];
+  backend: string;
+  resume?: string;
+  restart?: boolean;
+  quiet?: boolean;
+}
+
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+function resolveConfig(file: string | undefined, flags: TrainFlags): RunConfig {
+  if (flags.resume) {
+    if (file) throw new UsageError('give either a config file or --resume <run>, not both');
+    const dir = flags.resume.includes('/') ? flags.resume : resolve('runs', flags.resume);
+    return readRunConfig(dir);
+  }
+  if (!file) throw new UsageError('missing config file: normlab train <config.yaml> (or --resume <run>)');
+  return loadRunConfig(file, flags.set);
+}
+
+export function registerTrain(program: Command, setExitCode: SetExitCode): void {
+  program
+    .command('train')
+    .description('train one model from a YAML config; rerunning an unfinished run resumes it')
+    .argument('[config]', 'run config (YAML)')
+    .option('--set <key=value>', 'override a config key (repeatable), e.g. --set train.steps=2', collect, [])
+    .addOption(backendOption())
+    .option('--resume <run>', 'continue a run (its id under runs/, or its folder) from its last good checkpoint')
+    .option('--restart', 'discard the run\'s checkpoints and metrics and train from step 0')
+    .option('--quiet', 'print nothing but errors')
+    .action(async (file: string | undefined, flags: TrainFlags) => {
+      const config = resolveConfig(file, flags);
+      const identity = runIdentity(config);
+      const store = RunStore.open(config.output.db);
+      try {
+        const previous = store.getRun(identity.id);
+        if (previous?.status === 'finished' && !flags.restart) {
+          console.log(`run ${identity.id} has already finished (${identity.dir}); --restart trains it again`);
+          return;
+        }
+        const backend = await startBackend(flags.backend);
+        const say = (text: string) => { if (!flags.quiet) console.log(text); };
+        say(`run ${identity.id}  backend ${backend.name} (${backend.version})  ${identity.dir}`);
+        setExitCode(await trainWithSignals(config, store, backend, flags, say));
+      } finally {
+        store.close();
+      }
+    });
+}
+
+async function trainWithSignals(
+  config: RunConfig, store: RunStore, backend: { name: string; version: string }, flags: TrainFlags, say: (text: string) => void,
+): Promise<number> {
+  let stopSignal: NodeJS.Signals | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    stopSignal = signal;
+    say(`\n${signal}: finishing this step, then checkpointing`);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const progress = progressFor({ quiet: flags.quiet, tty: Boolean(process.stdout.isTTY) });
+  const stepTimes: number[] = [];
+  let last = performance.now();
+  let peakRss = process.memoryUsage().rss;
+  try {
+    progress.start(config.train.steps, 0);
+    const { identity, outcome, parameters } = await executeRun({
+      config, store, backend: backend.name, restart: flags.restart,
+      versions: { normlab: VERSION, node: process.version, tfjs: tf.version.tfjs, backend: `${backend.name} ${backend.version}` },
+      hooks: {
+        stopRequested: () => stopSignal !== undefined,
+        onResume: (step, from) => say(`resuming from step ${step} (${from})`),
+        warn: (message) => console.error(`normlab: warning: ${message}`),
+        onStep: (report) => {
+          const now = performance.now();
+          stepTimes.push(now - last);
+          last = now;
+          peakRss = Math.max(peakRss, process.memoryUsage().rss);
+          progress.step(report);
+        },
+      },
+    });
+    progress.stop();
+    const sorted = [...stepTimes].sort((a, b) => a - b);
+    const median = sorted[Math.floor(sorted.length / 2)] ?? 0;
+    say(`${outcome.status} at step ${outcome.step}: ${parameters.toLocaleString('en')} parameters, median step ${median.toFixed(0)} ms, peak RSS ${(peakRss / 2 ** 20).toFixed(0)} MiB, tensor memory ${(tf.memory().numBytes / 2 ** 20).toFixed(1)} MiB`);
+    switch (outcome.status) {
+      case 'finished':
+        say(`validation loss ${outcome.validation.loss.toFixed(4)}, perplexity ${outcome.validation.perplexity.toFixed(2)}; metrics in ${config.output.db} (run ${identity.id})`);
+        return EXIT.finished;
+      case 'diverged':
+        console.error(`normlab: run ${identity.id} diverged: ${outcome.reason}; its last good checkpoint is kept`);
+        return EXIT.diverged;
+      case 'killed':
+        say(`stopped by ${stopSignal}; continue with: normlab train --resume ${identity.dir}`);
+        return EXIT.killed;
+    }
+  } finally {
+    progress.stop();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}

@@ -1,0 +1,163 @@
+// YAML file + `--set key=value` overrides → a validated, resolved RunConfig.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import YAML, { YAMLParseError } from 'yaml';
+import { checkModelConfig, MODEL_DEFAULTS, ModelConfigError, type ModelConfig } from '../model/config.ts';
+import { ConfigError, describe, zodProblems, type ConfigProblem } from './errors.ts';
+import { PRESET_NAMES, PRESETS } from './presets.ts';
+import {
+  keysAt, modelSchema, runConfigInputSchema, TOKENIZER_VOCAB,
+  type RunConfig, type RunConfigInput, type TrainConfig,
+} from './schema.ts';
+
+export { ConfigError } from './errors.ts';
+
+type Mapping = Record<string, unknown>;
+
+const DEFAULT_WARMUP_STEPS = 100;
+
+export function loadRunConfig(file: string, sets: string[] = []): RunConfig {
+  return resolveRunConfig(applySets(readYaml(file), sets, file), file);
+}
+
+/** Validates and resolves a config object; `source` names it in errors (a file, a sweep entry). */
+export function resolveRunConfig(obj: unknown, source: string): RunConfig {
+  const parsed = runConfigInputSchema.safeParse(obj);
+  if (!parsed.success) throw new ConfigError(source, zodProblems(parsed.error, obj));
+  const input = parsed.data;
+  const model = resolveModel(input.model, source);
+  checkTokenizerFits(model, input, source);
+  const { runs_dir, db } = input.output;
+  return {
+    name: input.name ?? path.parse(source).name,
+    ...(input.model.preset !== undefined && { model_preset: input.model.preset }),
+    model,
+    train: resolveTrain(input.train, source),
+    data: input.data,
+    output: { runs_dir, db: db ?? path.join(runs_dir, 'normlab.sqlite') },
+  };
+}
+
+/** A copy of `obj` with each `key=value` applied; values parse as YAML scalars (`1e-3`, `true`, `null`). */
+export function applySets(obj: Mapping, sets: string[], source: string): Mapping {
+  let out = obj;
+  for (const set of sets) {
+    const eq = set.indexOf('=');
+    if (eq <= 0) throw new ConfigError(source, [{ key: null, detail: `--set ${set}: expected key=value` }]);
+    out = setKey(out, set.slice(0, eq).trim(), parseScalar(set.slice(eq + 1), set, source), source);
+  }
+  return out;
+}
+
+/** A copy of `obj` with the dotted `key` set to `value`; a key the schema lacks is an error. */
+export function setKey(obj: Mapping, key: string, value: unknown, source: string): Mapping {
+  const segs = key.split('.');
+  checkKnownPath(segs, source);
+  const out = structuredClone(obj);
+  let node = out;
+  segs.slice(0, -1).forEach((seg, i) => {
+    node[seg] ??= {};
+    if (!isMapping(node[seg])) {
+      const at = segs.slice(0, i + 1).join('.');
+      throw new ConfigError(source, [{ key: at, detail: `expected a mapping to set ${key} in, got ${describe(node[seg])}` }]);
+    }
+    node = node[seg];
+  });
+  node[segs[segs.length - 1]] = value;
+  return out;
+}
+
+function checkKnownPath(segs: string[], source: string): void {
+  segs.forEach((seg, i) => {
+    const known = keysAt(segs.slice(0, i));
+    if (known === null) {
+      throw new ConfigError(source, [{ key: segs.join('.'), detail: `${segs.slice(0, i).join('.')} is a value, not a section` }]);
+    }
+    if (!known.includes(seg)) {
+      const key = segs.slice(0, i + 1).join('.');
+      throw new ConfigError(source, [{ key, detail: `unknown key (expected one of ${known.join(', ')})` }]);
+    }
+  });
+}
+
+function parseScalar(text: string, set: string, source: string): unknown {
+  try {
+    return YAML.parse(text);
+  } catch {
+    throw new ConfigError(source, [{ key: null, detail: `--set ${set}: the value is not a YAML scalar` }]);
+  }
+}
+
+function readYaml(file: string): Mapping {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message;
+    throw new ConfigError(file, [{ key: null, detail: `cannot read config file (${why})` }]);
+  }
+  let doc: unknown;
+  try {
+    doc = YAML.parse(text);
+  } catch (e) {
+    if (e instanceof YAMLParseError) throw new ConfigError(file, [yamlProblem(e)]);
+    throw e;
+  }
+  if (doc === null || doc === undefined) return {};
+  if (!isMapping(doc)) {
+    throw new ConfigError(file, [{ key: null, detail: `expected a mapping at the top level, got ${describe(doc)}` }]);
+  }
+  return doc;
+}
+
+// The yaml package appends "at line L, column C:" and a code excerpt; keep one line.
+function yamlProblem(e: YAMLParseError): ConfigProblem {
+  const reason = e.message.split(' at line ')[0].split('\n')[0];
+  const pos = e.linePos?.[0];
+  const where = pos ? ` at line ${pos.line}, column ${pos.col}` : '';
+  return { key: null, detail: `YAML syntax error${where}: ${reason}` };
+}
+
+function resolveModel(input: RunConfigInput['model'], source: string): ModelConfig {
+  const { preset, ...fields } = input;
+  const merged = { ...MODEL_DEFAULTS, ...(preset === undefined ? {} : PRESETS[preset]), ...fields };
+  const missing = Object.keys(modelSchema.shape).filter((k) => !(k in merged));
+  if (missing.length > 0) {
+    const hint = `set it, or choose a model.preset (one of ${PRESET_NAMES.join(', ')})`;
+    throw new ConfigError(source, missing.map((k) => ({ key: `model.${k}`, detail: `missing: ${hint}` })));
+  }
+  const parsed = modelSchema.safeParse(merged);
+  if (!parsed.success) throw new ConfigError(source, zodProblems(parsed.error, merged, ['model']));
+  try {
+    checkModelConfig(parsed.data);
+  } catch (e) {
+    if (e instanceof ModelConfigError) throw new ConfigError(source, [{ key: `model.${e.key}`, detail: e.message }]);
+    throw e;
+  }
+  return parsed.data;
+}
+
+function resolveTrain(train: RunConfigInput['train'], source: string): TrainConfig {
+  const warmup_steps = train.warmup_steps ?? Math.min(DEFAULT_WARMUP_STEPS, train.steps);
+  if (warmup_steps > train.steps) {
+    throw new ConfigError(source, [{
+      key: 'train.warmup_steps',
+      detail: `warmup_steps ${warmup_steps} must not exceed steps ${train.steps} (lower warmup_steps too)`,
+    }]);
+  }
+  return { ...train, warmup_steps };
+}
+
+function checkTokenizerFits(model: ModelConfig, input: RunConfigInput, source: string): void {
+  const { tokenizer } = input.data;
+  if (model.vocab_size < TOKENIZER_VOCAB[tokenizer]) {
+    throw new ConfigError(source, [{
+      key: 'model.vocab_size',
+      detail: `vocab_size ${model.vocab_size} is smaller than the ${TOKENIZER_VOCAB[tokenizer]} tokens of data.tokenizer ${tokenizer}`,
+    }]);
+  }
+}
+
+function isMapping(v: unknown): v is Mapping {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}

@@ -1,0 +1,7 @@
+/** A data problem the user can act on: the message names the corpus, tokenizer, file or setting. */
+export class DataError extends Error {}
+
+/** "'x' is not a known corpus; known: a, b" */
+export function unknownName(kind: string, name: string, known: string[]): DataError {
+  return new DataError(`'${name}' is not a known ${kind}; known: ${known.join(', ')}`);
+}

@@ -1,0 +1,181 @@
+// The training loop: batches → step → metrics → store, with checkpoints that
+// make a resumed run identical to an uninterrupted one.
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import type { Logger } from 'pino';
+import type { RunConfig } from '../config/schema.ts';
+import { initParams } from '../model/init.ts';
+import { Model } from '../model/model.ts';
+import type { Params } from '../model/norms.ts';
+import { gradNorms, gradSquareSums } from '../metrics/diagnostics.ts';
+import type { MetricBuffer } from '../store/store.ts';
+import { AdamW, clipFactor } from './adamw.ts';
+import { latestGoodCheckpoint, removeUnfinishedCheckpoints, saveCheckpoint, toTensors } from './checkpoint.ts';
+import { evaluate } from './evaluate.ts';
+import { learningRate } from './schedule.ts';
+import { lossAndGrads } from './step.ts';
+
+/** Where training batches come from; the position is saved in checkpoints. */
+export interface TrainingData {
+  nextBatch(): Int32Array; // [B, T+1] row-major
+  position(): unknown;
+  seek(position: unknown): void;
+  validation: Int32Array[];
+}
+
+export interface StepReport {
+  step: number;
+  loss: number;
+  lr: number;
+  gradNorm: number;
+  tokensPerSecond: number;
+  validation?: { loss: number; perplexity: number };
+}
+
+export interface TrainHooks {
+  onStep?(report: StepReport): void;
+  onResume?(step: number, from: string): void;
+  warn?(message: string): void;
+  /** Polled between steps: true asks the loop to checkpoint and stop. */
+  stopRequested?(): boolean;
+}
+
+export type TrainOutcome =
+  | { status: 'finished'; step: number; validation: { loss: number; perplexity: number } }
+  | { status: 'diverged'; step: number; reason: string }
+  | { status: 'killed'; step: number };
+
+export interface TrainContext {
+  config: RunConfig;
+  configHash: string;
+  runDir: string;
+  data: TrainingData;
+  metrics: MetricBuffer;
+  log: Logger;
+  hooks?: TrainHooks;
+  /** Continue from the newest good checkpoint (metrics after it are dropped). */
+  resume: boolean;
+  /** Removes metric rows after a step, so replayed steps are not doubled. */
+  deleteMetricsAfter(step: number): void;
+}
+
+interface State {
+  model: Model;
+  params: Params;
+  optimizer: AdamW;
+  step: number;
+}
+
+function restoreOrInit(ctx: TrainContext): State {
+  const { config } = ctx;
+  const model = new Model(config.model);
+  const checkpointsDir = join(ctx.runDir, 'checkpoints');
+  removeUnfinishedCheckpoints(checkpointsDir);
+  const checkpoint = ctx.resume ? latestGoodCheckpoint(checkpointsDir, (m) => ctx.hooks?.warn?.(m)) : undefined;
+  if (!checkpoint) {
+    const params = initParams(config.model, config.train.seed);
+    ctx.deleteMetricsAfter(0);
+    return { model, params, optimizer: new AdamW(config.train, params), step: 0 };
+  }
+  if (checkpoint.state.configHash !== ctx.configHash) {
+    throw new Error(`${checkpoint.dir}: checkpoint was written for config ${checkpoint.state.configHash}, not ${ctx.configHash}; resume with the run's own config`);
+  }
+  const params = toTensors(checkpoint.params);
+  const optimizer = new AdamW(config.train, params, {
+    m: toTensors(checkpoint.moments.m), v: toTensors(checkpoint.moments.v), step: checkpoint.state.optimizerStep,
+  });
+  ctx.data.seek(checkpoint.state.dataPosition);
+  ctx.deleteMetricsAfter(checkpoint.state.step);
+  ctx.hooks?.onResume?.(checkpoint.state.step, checkpoint.dir);
+  return { model, params, optimizer, step: checkpoint.state.step };
+}
+
+async function checkpoint(ctx: TrainContext, s: State): Promise<void> {
+  // Rows up to this step reach the store before the checkpoint that covers them.
+  ctx.metrics.flush();
+  const dir = await saveCheckpoint(
+    join(ctx.runDir, 'checkpoints'), ctx.config.model, ctx.config.train.seq_len, s.params,
+    { m: s.optimizer.m, v: s.optimizer.v },
+    { step: s.step, optimizerStep: s.optimizer.step, dataPosition: ctx.data.position(), configHash: ctx.configHash },
+    ctx.config.train.keep_checkpoints,
+  );
+  ctx.log.info({ step: s.step, dir }, 'checkpoint');
+}
+
+function isDue(step: number, every: number, last: number): boolean {
+  return step === last || (every > 0 && step % every === 0);
+}
+
+/** One optimizer step, or why it could not be taken (a non-finite loss or gradient). */
+function trainStep(ctx: TrainContext, s: State, diagnostics: boolean): Omit<StepReport, 'tokensPerSecond'> | { diverged: string } {
+  const { train } = ctx.config;
+  const tokens = tf.tensor2d(ctx.data.nextBatch(), [train.batch_size, train.seq_len + 1], 'int32');
+  const { loss, grads, outputVariances } = lossAndGrads(s.model, s.params, tokens, { outputVariances: diagnostics });
+  try {
+    const lossValue = loss.dataSync()[0]!;
+    const norms = gradNorms(gradSquareSums(grads), ctx.config.model.n_layers);
+    const step = s.step + 1;
+    if (!Number.isFinite(lossValue)) return { diverged: `loss is ${lossValue} at step ${step}` };
+    if (!Number.isFinite(norms.total)) return { diverged: `gradient norm is ${norms.total} at step ${step}` };
+    const lr = learningRate(step, train);
+    s.optimizer.apply(s.params, grads, lr, clipFactor(norms.total, train.grad_clip));
+    s.step = step;
+    if (step % train.log_every === 0 || step === train.steps) {
+      ctx.metrics.scalar(step, 'train/loss', lossValue);
+      ctx.metrics.scalar(step, 'train/lr', lr);
+      ctx.metrics.scalar(step, 'train/grad_norm', norms.total);
+    }
+    if (diagnostics) {
+      norms.perLayer.forEach((v, i) => ctx.metrics.layer(step, 'grad_norm', i + 1, v));
+      for (const [key, v] of norms.perParam) ctx.metrics.param(step, 'grad_norm', key, v);
+      Array.from(outputVariances!.dataSync()).forEach((v, i) => ctx.metrics.layer(step, 'output_var', i + 1, v));
+    }
+    return { step, loss: lossValue, lr, gradNorm: norms.total };
+  } finally {
+    tf.dispose([tokens, loss, ...Object.values(grads), ...(outputVariances ? [outputVariances] : [])]);
+  }
+}
+
+export async function train(ctx: TrainContext): Promise<TrainOutcome> {
+  const { train } = ctx.config;
+  const s = restoreOrInit(ctx);
+  const validation = ctx.data.validation.map((b) => tf.tensor2d(b, [b.length / (train.seq_len + 1), train.seq_len + 1], 'int32'));
+  const tokensPerStep = train.batch_size * train.seq_len;
+  let lastValidation: { loss: number; perplexity: number } | undefined;
+  try {
+    while (s.step < train.steps) {
+      if (ctx.hooks?.stopRequested?.()) {
+        await checkpoint(ctx, s);
+        return { status: 'killed', step: s.step };
+      }
+      const started = performance.now();
+      const result = trainStep(ctx, s, train.diag_every > 0 && (s.step + 1) % train.diag_every === 0);
+      if ('diverged' in result) {
+        ctx.metrics.flush();
+        return { status: 'diverged', step: s.step + 1, reason: result.diverged };
+      }
+      const tokensPerSecond = tokensPerStep / ((performance.now() - started) / 1000);
+      if (result.step % train.log_every === 0 || result.step === train.steps) ctx.metrics.scalar(result.step, 'train/tokens_per_s', tokensPerSecond);
+      let report: StepReport = { ...result, tokensPerSecond };
+      if (isDue(s.step, train.eval_every, train.steps)) {
+        const v = evaluate(s.model, s.params, validation);
+        ctx.metrics.scalar(s.step, 'val/loss', v.loss);
+        ctx.metrics.scalar(s.step, 'val/ppl', v.perplexity);
+        report = { ...report, validation: v };
+        lastValidation = v;
+      }
+      ctx.log.info(report, 'step');
+      ctx.hooks?.onStep?.(report);
+      if (isDue(s.step, train.checkpoint_every, train.steps)) await checkpoint(ctx, s);
+      // Let signal handlers run between steps.
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    ctx.metrics.flush();
+    // A run resumed from its final checkpoint has not evaluated in this process.
+    return { status: 'finished', step: s.step, validation: lastValidation ?? evaluate(s.model, s.params, validation) };
+  } finally {
+    tf.dispose([...validation, ...Object.values(s.params)]);
+    s.optimizer.dispose();
+    s.model.dispose();
+  }
+}
