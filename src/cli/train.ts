@@ -27,6 +27,7 @@ const collect = (value: string, previous: string[]) => [...previous, value];
 function resolveConfig(file: string | undefined, flags: TrainFlags): RunConfig {
   if (flags.resume) {
     if (file) throw new UsageError('give either a config file or --resume <run>, not both');
+    if (flags.set.length) throw new UsageError('--set cannot change a resumed run: it continues with the config it was started with');
     const dir = flags.resume.includes('/') ? flags.resume : resolve('runs', flags.resume);
     return readRunConfig(dir);
   }

@@ -38,7 +38,6 @@ function sentence(line: string): string {
   return detokenize(words);
 }
 
-const QUOTES: Record<string, string> = { '``': '"', "''": '"' };
 const NO_SPACE_BEFORE = new Set([',', '.', ';', ':', '?', '!', ')', "''"]);
 const NO_SPACE_AFTER = new Set(['(', '``']);
 
@@ -48,7 +47,8 @@ function detokenize(words: string[]): string {
   let glue = true; // no space before the first word, nor after an opener
   for (const w of words) {
     if (w === '.' && text.endsWith('.')) continue; // `Jr./np ./.`: the abbreviation's dot ends the sentence
-    text += (glue || NO_SPACE_BEFORE.has(w) ? '' : ' ') + (QUOTES[w] ?? w);
+    // Brown writes double quotes as `` and '' (also inside words: 10'' is ten inches).
+    text += (glue || NO_SPACE_BEFORE.has(w) ? '' : ' ') + w.replace(/``|''/g, '"');
     glue = NO_SPACE_AFTER.has(w);
   }
   return text;
