@@ -33,14 +33,59 @@ function unsortedSegmentSum({ inputs, attrs, backend }: KernelArgs): tf.TensorIn
   return out;
 }
 
+/**
+ * An elementwise kernel computed in float64 and rounded once. The shipped
+ * wasm kernels for these ops use XNNPACK's fast approximations (errors of a
+ * few ulp), which Adam's second step amplifies past the reference tolerance
+ * on the `peri` case (MODEL.md §6); these are correctly rounded instead.
+ */
+function accurateUnary(f: (x: number) => number) {
+  return ({ inputs, backend }: KernelArgs): tf.TensorInfo => {
+    const { x } = inputs;
+    const out = backend.makeOutput(x.shape, 'float32');
+    const y = backend.typedArrayFromHeap(out);
+    const values = backend.typedArrayFromHeap(x);
+    for (let i = 0; i < values.length; i++) y[i] = f(values[i]);
+    return out;
+  };
+}
+
+/** Softmax over the last axis with a float64 row sum (tfjs only allows the last axis). */
+function accurateSoftmax({ inputs, backend }: KernelArgs): tf.TensorInfo {
+  const { logits } = inputs;
+  const n = logits.shape[logits.shape.length - 1]!;
+  const out = backend.makeOutput(logits.shape, 'float32');
+  const y = backend.typedArrayFromHeap(out);
+  const x = backend.typedArrayFromHeap(logits);
+  const row = new Float64Array(n);
+  for (let start = 0; start < x.length; start += n) {
+    let max = -Infinity;
+    for (let j = 0; j < n; j++) max = Math.max(max, x[start + j]);
+    let sum = 0;
+    for (let j = 0; j < n; j++) sum += (row[j] = Math.exp(x[start + j] - max));
+    for (let j = 0; j < n; j++) y[start + j] = row[j]! / sum;
+  }
+  return out;
+}
+
 const kernels: Record<string, (args: KernelArgs) => tf.TensorInfo> = {
   UnsortedSegmentSum: unsortedSegmentSum,
+  Exp: accurateUnary(Math.exp),
+  Log: accurateUnary(Math.log),
+  Sigmoid: accurateUnary((x) => 1 / (1 + Math.exp(-x))),
+  Tanh: accurateUnary(Math.tanh),
+  Rsqrt: accurateUnary((x) => 1 / Math.sqrt(x)),
+  Softmax: accurateSoftmax,
 };
 
-/** Registers the kernels above for 'wasm'; idempotent, so callers need not track it. */
+let registered = false;
+
+/** Registers (or replaces) the kernels above for 'wasm'; idempotent, so callers need not track it. */
 export function registerWasmKernels(): void {
+  if (registered) return;
   for (const [kernelName, kernelFunc] of Object.entries(kernels)) {
-    if (tf.getKernel(kernelName, 'wasm') !== undefined) continue;
+    if (tf.getKernel(kernelName, 'wasm') !== undefined) tf.unregisterKernel(kernelName, 'wasm');
     tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: kernelFunc as unknown as tf.KernelFunc });
   }
+  registered = true;
 }

@@ -1,7 +1,7 @@
 // The run config YAML as zod schemas: unknown keys are errors at every level,
 // single-field rules live here, cross-field model rules in checkModelConfig.
 import { z } from 'zod';
-import { NORM_TYPES, STRATEGIES, type ModelConfig } from '../model/config.ts';
+import { INIT_SCHEMES, NORM_TYPES, RESIDUAL_SCALES, STRATEGIES, type ModelConfig } from '../model/config.ts';
 import { PRESET_NAMES } from './presets.ts';
 
 const num = () => z.number().finite();
@@ -26,6 +26,17 @@ const modelFields = {
   embed_norm: z.boolean().nullable(),
   dyt_alpha_init: num(),
   init_std: positive(),
+  gpas: z.boolean(),
+  gpas_gate_clip: num().min(0),
+  normformer_resid_scale: z.boolean(),
+  residual_scale: z.enum(RESIDUAL_SCALES),
+  residual_scale_init: positive().nullable(),
+  init: z.enum(INIT_SCHEMES),
+  tvr: z.boolean(),
+  tvr_interval: posInt(),
+  tvr_threshold: positive(),
+  tvr_target_std: positive(),
+  tvr_scale_with_depth: z.boolean(),
 } satisfies { [K in keyof ModelConfig]-?: z.ZodType<ModelConfig[K]> };
 
 /** The model once preset and defaults are merged in: every field present. */

