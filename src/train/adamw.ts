@@ -32,8 +32,8 @@ export class AdamW {
     this.step = saved?.step ?? 0;
   }
 
-  /** Updates `params` in place (old tensors disposed), with gradients scaled by `gradScale`. */
-  apply(params: Params, grads: Record<string, tf.Tensor>, lr: number, gradScale: number): void {
+  /** Updates `params` in place (old tensors disposed), each gradient scaled by `gradScale` (one factor, or one per key). */
+  apply(params: Params, grads: Record<string, tf.Tensor>, lr: number, gradScale: number | ((key: string) => number)): void {
     this.step += 1;
     const { beta1, beta2, eps, weight_decay } = this.config;
     const stepSize = lr / (1 - beta1 ** this.step);
@@ -41,7 +41,8 @@ export class AdamW {
     for (const key of Object.keys(params)) {
       const [p, m, v] = [params[key]!, this.m[key]!, this.v[key]!];
       const [next, nextM, nextV] = tf.tidy(() => {
-        const g = gradScale === 1 ? grads[key]! : grads[key]!.mul(gradScale);
+        const scale = typeof gradScale === 'number' ? gradScale : gradScale(key);
+        const g = scale === 1 ? grads[key]! : grads[key]!.mul(scale);
         const m1 = m.mul(beta1).add(g.mul(1 - beta1));
         const v1 = v.mul(beta2).add(g.square().mul(1 - beta2));
         const decayed = weight_decay > 0 && decays(p.shape) ? p.mul(1 - lr * weight_decay) : p;

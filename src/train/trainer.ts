@@ -7,7 +7,10 @@ import type { RunConfig } from '../config/schema.ts';
 import { initParams } from '../model/init.ts';
 import { Model } from '../model/model.ts';
 import type { Params } from '../model/norms.ts';
-import { gradNorms, gradSquareSums } from '../metrics/diagnostics.ts';
+import { type GradNorms, gradNorms, gradSquareSums } from '../metrics/diagnostics.ts';
+import type { ModelConfig } from '../model/config.ts';
+import { renormalize } from '../model/ngpt.ts';
+import { applyTvr } from './tvr.ts';
 import type { MetricBuffer } from '../store/store.ts';
 import { AdamW, clipFactor } from './adamw.ts';
 import { latestGoodCheckpoint, removeUnfinishedCheckpoints, saveCheckpoint, toTensors } from './checkpoint.ts';
@@ -59,6 +62,13 @@ export interface TrainContext {
   deleteMetricsAfter(step: number): void;
 }
 
+const GPAS_GATE = '.gpas_block.gate';
+
+/** nGPT trains without weight decay (MODEL.md §7.3). */
+function optimizerConfig(config: RunConfig) {
+  return { ...config.train, weight_decay: config.model.norm === 'ngpt' ? 0 : config.train.weight_decay };
+}
+
 interface State {
   model: Model;
   params: Params;
@@ -75,13 +85,13 @@ function restoreOrInit(ctx: TrainContext): State {
   if (!checkpoint) {
     const params = initParams(config.model, config.train.seed);
     ctx.deleteMetricsAfter(0);
-    return { model, params, optimizer: new AdamW(config.train, params), step: 0 };
+    return { model, params, optimizer: new AdamW(optimizerConfig(config), params), step: 0 };
   }
   if (checkpoint.state.configHash !== ctx.configHash) {
     throw new Error(`${checkpoint.dir}: checkpoint was written for config ${checkpoint.state.configHash}, not ${ctx.configHash}; resume with the run's own config`);
   }
   const params = toTensors(checkpoint.params);
-  const optimizer = new AdamW(config.train, params, {
+  const optimizer = new AdamW(optimizerConfig(config), params, {
     m: toTensors(checkpoint.moments.m), v: toTensors(checkpoint.moments.v), step: checkpoint.state.optimizerStep,
   });
   ctx.data.seek(checkpoint.state.dataPosition);
@@ -106,6 +116,25 @@ function isDue(step: number, every: number, last: number): boolean {
   return step === last || (every > 0 && step % every === 0);
 }
 
+/**
+ * The global clip (MODEL.md §6), then GPAS's gate clip on the gates' already
+ * clipped gradients taken together (§7.4).
+ */
+function gradScales(cfg: ModelConfig, norms: GradNorms, clipNorm: number): number | ((key: string) => number) {
+  const global = clipFactor(norms.total, clipNorm);
+  if (!cfg.gpas || cfg.gpas_gate_clip <= 0) return global;
+  const gates = [...norms.perParam].filter(([key]) => key.endsWith(GPAS_GATE));
+  const gateNorm = Math.hypot(...gates.map(([, n]) => n)) * global;
+  const gateScale = global * clipFactor(gateNorm, cfg.gpas_gate_clip);
+  return (key) => (key.endsWith(GPAS_GATE) ? gateScale : global);
+}
+
+/** Re-parametrizations that follow every optimizer step: nGPT's unit weights, TVR. */
+function afterOptimizerStep(cfg: ModelConfig, params: Params, step: number): void {
+  if (cfg.norm === 'ngpt') renormalize(params);
+  applyTvr(cfg, params, step);
+}
+
 /** One optimizer step, or why it could not be taken (a non-finite loss or gradient). */
 function trainStep(ctx: TrainContext, s: State, diagnostics: boolean): Omit<StepReport, 'tokensPerSecond'> | { diverged: string } {
   const { train } = ctx.config;
@@ -118,7 +147,8 @@ function trainStep(ctx: TrainContext, s: State, diagnostics: boolean): Omit<Step
     if (!Number.isFinite(lossValue)) return { diverged: `loss is ${lossValue} at step ${step}` };
     if (!Number.isFinite(norms.total)) return { diverged: `gradient norm is ${norms.total} at step ${step}` };
     const lr = learningRate(step, train);
-    s.optimizer.apply(s.params, grads, lr, clipFactor(norms.total, train.grad_clip));
+    s.optimizer.apply(s.params, grads, lr, gradScales(ctx.config.model, norms, train.grad_clip));
+    afterOptimizerStep(ctx.config.model, s.params, step);
     s.step = step;
     if (step % train.log_every === 0 || step === train.steps) {
       ctx.metrics.scalar(step, 'train/loss', lossValue);
