@@ -32,7 +32,7 @@ export function resolveRunConfig(obj: unknown, source: string): RunConfig {
     name: input.name ?? path.parse(source).name,
     ...(input.model.preset !== undefined && { model_preset: input.model.preset }),
     model,
-    train: resolveTrain(input.train, source),
+    train: resolveTrain(input.train),
     data: input.data,
     output: { runs_dir, db: db ?? path.join(runs_dir, 'normlab.sqlite') },
   };
@@ -137,15 +137,12 @@ function resolveModel(input: RunConfigInput['model'], source: string): ModelConf
   return parsed.data;
 }
 
-function resolveTrain(train: RunConfigInput['train'], source: string): TrainConfig {
-  const warmup_steps = train.warmup_steps ?? Math.min(DEFAULT_WARMUP_STEPS, train.steps);
-  if (warmup_steps > train.steps) {
-    throw new ConfigError(source, [{
-      key: 'train.warmup_steps',
-      detail: `warmup_steps ${warmup_steps} must not exceed steps ${train.steps} (lower warmup_steps too)`,
-    }]);
-  }
-  return { ...train, warmup_steps };
+/**
+ * A warm-up longer than the run is allowed: a few steps of a paper's recipe
+ * (`--set train.steps=2`) is a legitimate smoke test whose lr never peaks.
+ */
+function resolveTrain(train: RunConfigInput['train']): TrainConfig {
+  return { ...train, warmup_steps: train.warmup_steps ?? Math.min(DEFAULT_WARMUP_STEPS, train.steps) };
 }
 
 function checkTokenizerFits(model: ModelConfig, input: RunConfigInput, source: string): void {
