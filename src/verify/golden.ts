@@ -8,9 +8,8 @@ import { renormalize } from '../model/ngpt.ts';
 import { Model, parameterShapes } from '../model/model.ts';
 import type { Params } from '../model/norms.ts';
 import { readSafetensors } from '../model/safetensors.ts';
-import {
-  angularDistance, crossEntropyFloat64, gradNorms, gradSquareSums, lastPositions, populationVariances,
-} from '../metrics/diagnostics.ts';
+import { type Batch, batchOf, forwardAnalysis, layerDrop } from '../metrics/analysis.ts';
+import { gradNorms, gradSquareSums } from '../metrics/diagnostics.ts';
 import { AdamW, clipFactor } from '../train/adamw.ts';
 import { lossAndGrads } from '../train/step.ts';
 
@@ -84,37 +83,19 @@ function loadParams(c: ReferenceCase, model: Model): Params {
 
 const modelKeys = (model: Model) => new Set(parameterShapes(model.cfg).keys());
 
-/** Loss of the model (optionally without one block) in float64 on the case's tokens. */
-function float64Loss(model: Model, params: Params, tokens: tf.Tensor2D, targets: Int32Array, skipLayer?: number): number {
-  return tf.tidy(() => {
-    const [B, T1] = tokens.shape;
-    const { logits } = model.forward(params, tokens.slice([0, 0], [B, T1 - 1]), { skipLayer });
-    return crossEntropyFloat64(logits, targets);
-  });
-}
-
-function forwardQuantities(model: Model, params: Params, tokens: tf.Tensor2D, targets: Int32Array): Quantities {
-  const L = model.cfg.n_layers;
-  return tf.tidy(() => {
-    const [B, T1] = tokens.shape;
-    const T = T1 - 1;
-    const { logits, hidden } = model.forward(params, tokens.slice([0, 0], [B, T]), { hidden: true });
-    const V = logits.shape[2];
-    const lastRow = ((B - 1) * T + (T - 1)) * V;
-    const values = logits.dataSync();
-    const hiddenVar = populationVariances(hidden);
-    const last = hidden.map(lastPositions);
-    const loss = crossEntropyFloat64(logits, targets);
-    return {
-      loss,
-      logits_first: Array.from(values.subarray(0, 8)),
-      logits_last: Array.from(values.subarray(lastRow, lastRow + 8)),
-      hidden_var: hiddenVar,
-      layer_output_var: hiddenVar.slice(1),
-      angular_adjacent: Array.from({ length: L }, (_, i) => angularDistance(last[i]!, last[i + 1]!)),
-      layer_drop_loss_delta: Array.from({ length: L }, (_, i) => float64Loss(model, params, tokens, targets, i + 1) - loss),
-    };
-  });
+function forwardQuantities(model: Model, params: Params, batch: Batch, shape: { B: number; T: number }): Quantities {
+  const a = forwardAnalysis(model, params, batch);
+  const V = model.cfg.vocab_size;
+  const lastRow = ((shape.B - 1) * shape.T + (shape.T - 1)) * V;
+  return {
+    loss: a.loss,
+    logits_first: Array.from(a.logits.subarray(0, 8)),
+    logits_last: Array.from(a.logits.subarray(lastRow, lastRow + 8)),
+    hidden_var: a.hiddenVar,
+    layer_output_var: a.hiddenVar.slice(1),
+    angular_adjacent: a.angular[0]!,
+    layer_drop_loss_delta: layerDrop(model, params, batch, a.loss),
+  };
 }
 
 function gradientQuantities(model: Model, params: Params, tokens: tf.Tensor2D): Quantities {
@@ -141,7 +122,7 @@ function updateNorms(from: Map<string, Float32Array>, params: Params): Record<st
 }
 
 /** Two AdamW steps from the stored weights, as MODEL.md §6 `adamw` describes. */
-function adamwQuantities(model: Model, params: Params, tokens: tf.Tensor2D, targets: Int32Array, spec: AdamWExpectation['config']): Quantities {
+function adamwQuantities(model: Model, params: Params, tokens: tf.Tensor2D, batch: Batch, spec: AdamWExpectation['config']): Quantities {
   const initial = new Map(Object.entries(params).map(([k, t]) => [k, t.dataSync() as Float32Array]));
   const optimizer = new AdamW(spec, params);
   const step = () => {
@@ -153,7 +134,7 @@ function adamwQuantities(model: Model, params: Params, tokens: tf.Tensor2D, targ
   };
   step();
   const update_norms_step1 = updateNorms(initial, params);
-  const loss_after_step1 = float64Loss(model, params, tokens, targets);
+  const loss_after_step1 = forwardAnalysis(model, params, batch).loss;
   step();
   optimizer.dispose();
   return { update_norms_step1, update_norms: updateNorms(initial, params), loss_after_step1 };
@@ -164,15 +145,16 @@ export function computeCase(c: ReferenceCase): Quantities {
   const model = new Model(c.config);
   const params = loadParams(c, model);
   const tokens = tf.tensor2d(c.tokens, undefined, 'int32');
-  const targets = Int32Array.from(c.tokens.flatMap((row) => row.slice(1)));
+  const batch = batchOf(c.tokens);
+  const shape = { B: c.tokens.length, T: c.tokens[0]!.length - 1 };
   try {
-    const got: Quantities = { ...forwardQuantities(model, params, tokens, targets), ...gradientQuantities(model, params, tokens) };
+    const got: Quantities = { ...forwardQuantities(model, params, batch, shape), ...gradientQuantities(model, params, tokens) };
     if (c.expected.adamw) {
-      for (const [k, v] of Object.entries(adamwQuantities(model, params, tokens, targets, c.expected.adamw.config))) got[`adamw.${k}`] = v;
+      for (const [k, v] of Object.entries(adamwQuantities(model, params, tokens, batch, c.expected.adamw.config))) got[`adamw.${k}`] = v;
     }
     return got;
   } finally {
-    tf.dispose([tokens, ...Object.values(params)]);
+    tf.dispose([tokens, batch.inputs, ...Object.values(params)]);
     model.dispose();
   }
 }

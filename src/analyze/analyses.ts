@@ -1,0 +1,53 @@
+// `normlab analyze`'s analyses as rows for the store: each takes the model,
+// its parameters and a validation batch, and returns what it measured.
+import * as tf from '@tensorflow/tfjs';
+import type { Model } from '../model/model.ts';
+import type { Params } from '../model/norms.ts';
+import { type Batch, type ForwardAnalysis, layerDrop } from '../metrics/analysis.ts';
+import { gradNorms, gradSquareSums } from '../metrics/diagnostics.ts';
+import { lossAndGrads } from '../train/step.ts';
+import { type AnalysisRow, row } from '../store/analyses.ts';
+
+export const ANALYSES = ['angular', 'layer-drop', 'variance', 'gradnorm', 'massive', 'cosine'] as const;
+export type AnalysisName = (typeof ANALYSES)[number];
+
+/** The analyses that need only the forward pass already taken: cheap enough to run during training. */
+export const CHEAP_ANALYSES: AnalysisName[] = ['angular', 'variance', 'massive', 'cosine'];
+
+export interface AnalysisInput {
+  model: Model;
+  params: Params;
+  batch: Batch;
+  /** Token ids [B, T+1] of the same batch, for gradients. */
+  tokens: tf.Tensor2D;
+  forward: ForwardAnalysis;
+}
+
+type Compute = (input: AnalysisInput) => Record<string, AnalysisRow[]>;
+
+/** Each analysis writes one or more named row sets. */
+export const analyses: Record<AnalysisName, Compute> = {
+  angular: ({ forward }) => ({
+    angular: forward.angular.flatMap((pairs, n) => pairs.map((v, i) => row(i, v, { n: n + 1 }))),
+  }),
+  variance: ({ forward }) => ({ variance: forward.hiddenVar.map((v, layer) => row(layer, v)) }),
+  massive: ({ forward }) => ({ max_abs: forward.maxAbs.map((v, i) => row(i + 1, v)) }),
+  cosine: ({ forward }) => ({ cosine: forward.cosine.map((v, i) => row(i + 1, v)) }),
+  'layer-drop': ({ model, params, batch, forward }) => {
+    const deltas = layerDrop(model, params, batch, forward.loss);
+    return {
+      loss: [row(0, forward.loss)],
+      layer_drop: deltas.map((d, i) => row(i + 1, d)),
+      layer_drop_ppl: deltas.map((d, i) => row(i + 1, Math.exp(forward.loss + d))),
+    };
+  },
+  gradnorm: ({ model, params, tokens }) => {
+    const { loss, grads } = lossAndGrads(model, params, tokens);
+    const norms = gradNorms(gradSquareSums(grads), model.cfg.n_layers);
+    tf.dispose([loss, ...Object.values(grads)]);
+    return {
+      gradnorm: norms.perLayer.map((v, i) => row(i + 1, v)),
+      param_gradnorm: [...norms.perParam].map(([param, v]) => row(0, v, { param })),
+    };
+  },
+};

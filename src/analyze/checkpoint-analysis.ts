@@ -1,0 +1,89 @@
+// Runs the selected analyses on one checkpoint of a run and stores them,
+// skipping what the store already holds unless forced.
+import { existsSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import type { RunConfig } from '../config/schema.ts';
+import { batchOf, forwardAnalysis } from '../metrics/analysis.ts';
+import { Model } from '../model/model.ts';
+import type { AnalysisStore } from '../store/analyses.ts';
+import { loadCheckpoint, stepDirs, toTensors } from '../train/checkpoint.ts';
+import { readRunConfig } from '../train/run.ts';
+import { type AnalysisName, analyses } from './analyses.ts';
+
+export class AnalyzeError extends Error {
+  readonly exitCode = 2;
+}
+
+export interface AnalysisTarget {
+  runId: string;
+  runDir: string;
+  config: RunConfig;
+  checkpointDir: string;
+  step: number;
+}
+
+/** A run id (under runs/), a run folder, or one checkpoint folder of a run. */
+export function resolveTarget(target: string, step?: number): AnalysisTarget {
+  const isCheckpoint = existsSync(join(target, 'state.json'));
+  const runDir = isCheckpoint ? resolve(target, '..', '..') : existsSync(join(target, 'run.json')) ? resolve(target) : resolve('runs', target);
+  if (!existsSync(join(runDir, 'run.json'))) {
+    throw new AnalyzeError(`${target}: not a run id, run folder or checkpoint folder (no run.json found at ${runDir})`);
+  }
+  const config = readRunConfig(runDir);
+  const checkpoints = stepDirs(join(runDir, 'checkpoints'));
+  const chosen = isCheckpoint
+    ? { dir: resolve(target), step: Number(basename(target).replace(/^step-/, '')) }
+    : step !== undefined ? checkpoints.find((c) => c.step === step) : checkpoints[0];
+  if (!chosen) {
+    const have = checkpoints.map((c) => c.step).join(', ') || 'none';
+    throw new AnalyzeError(`${runDir}: no checkpoint${step !== undefined ? ` at step ${step}` : ''} (checkpoints: ${have})`);
+  }
+  return { runId: basename(runDir), runDir, config, checkpointDir: chosen.dir, step: chosen.step };
+}
+
+/** The first `samples` validation sequences of the run's data, as one batch. */
+export function validationSample(validation: Int32Array[], seqLen: number, samples: number): Int32Array {
+  const rows = validation.flatMap((b) => Array.from({ length: b.length / (seqLen + 1) }, (_, r) => b.subarray(r * (seqLen + 1), (r + 1) * (seqLen + 1))));
+  if (rows.length < samples) throw new AnalyzeError(`only ${rows.length} validation sequences are available; lower --samples`);
+  const out = new Int32Array(samples * (seqLen + 1));
+  rows.slice(0, samples).forEach((r, i) => out.set(r, i * (seqLen + 1)));
+  return out;
+}
+
+export interface AnalyzeOptions {
+  what: AnalysisName[];
+  tokens: Int32Array;
+  samples: number;
+  force: boolean;
+}
+
+/** Computes and stores each requested analysis; returns the names computed and those already stored. */
+export function analyzeCheckpoint(target: AnalysisTarget, store: AnalysisStore, opts: AnalyzeOptions): { computed: AnalysisName[]; cached: AnalysisName[] } {
+  const pending = opts.what.filter((a) => opts.force || !store.has(target.runId, target.step, primaryRows(a)));
+  const cached = opts.what.filter((a) => !pending.includes(a));
+  if (pending.length === 0) return { computed: [], cached };
+  const checkpoint = loadCheckpoint(target.checkpointDir);
+  const model = new Model(target.config.model);
+  const params = toTensors(checkpoint.params);
+  const T1 = target.config.train.seq_len + 1;
+  const tokens = tf.tensor2d(opts.tokens, [opts.samples, T1], 'int32');
+  const batch = batchOf(opts.tokens, opts.samples);
+  try {
+    const forward = forwardAnalysis(model, params, batch);
+    for (const name of pending) {
+      for (const [rows, values] of Object.entries(analyses[name]({ model, params, batch, tokens, forward }))) {
+        store.write(target.runId, target.step, rows, values);
+      }
+    }
+  } finally {
+    tf.dispose([tokens, batch.inputs, ...Object.values(params)]);
+    model.dispose();
+  }
+  return { computed: pending, cached };
+}
+
+/** The row set whose presence marks an analysis as done. */
+function primaryRows(name: AnalysisName): string {
+  return { angular: 'angular', 'layer-drop': 'layer_drop', variance: 'variance', gradnorm: 'gradnorm', massive: 'max_abs', cosine: 'cosine' }[name];
+}

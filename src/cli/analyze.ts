@@ -1,0 +1,68 @@
+// normlab analyze <run | checkpoint dir> [--step N] [--what …] [--samples N] [--force]
+import type { Command } from 'commander';
+import { ANALYSES, type AnalysisName } from '../analyze/analyses.ts';
+import { analyzeCheckpoint, resolveTarget, validationSample } from '../analyze/checkpoint-analysis.ts';
+import { AnalysisStore } from '../store/analyses.ts';
+import { trainingData } from '../train/run.ts';
+import { backendOption, startBackend, UsageError } from './common.ts';
+import type { SetExitCode } from './main.ts';
+
+interface AnalyzeFlags {
+  step?: string;
+  what: string;
+  samples: string;
+  force?: boolean;
+  backend: string;
+}
+
+function parseWhat(what: string): AnalysisName[] {
+  const names = what.split(',').map((s) => s.trim()).filter(Boolean);
+  const unknown = names.filter((n) => !(ANALYSES as readonly string[]).includes(n));
+  if (unknown.length) throw new UsageError(`--what: unknown analysis ${unknown.join(', ')} (expected some of ${ANALYSES.join(', ')})`);
+  return names as AnalysisName[];
+}
+
+function positiveInt(flag: string, value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag}: expected a positive integer, got "${value}"`);
+  return n;
+}
+
+export function registerAnalyze(program: Command, setExitCode: SetExitCode): void {
+  program
+    .command('analyze')
+    .description('layer analyses of a run\'s checkpoint on validation data, stored once per (run, step, analysis)')
+    .argument('<target>', 'run id (under runs/), run folder, or checkpoint folder')
+    .option('--step <n>', 'checkpoint step (default: the latest)')
+    .option('--what <list>', `comma-separated analyses: ${ANALYSES.join(',')}`, ANALYSES.join(','))
+    .option('--samples <n>', 'validation sequences to analyse', '16')
+    .option('--force', 'recompute analyses already in the store')
+    .addOption(backendOption())
+    .action(async (targetArg: string, flags: AnalyzeFlags) => {
+      const what = parseWhat(flags.what);
+      const samples = positiveInt('--samples', flags.samples);
+      const target = resolveTarget(targetArg, flags.step === undefined ? undefined : positiveInt('--step', flags.step));
+      await startBackend(flags.backend);
+      const tokens = validationSample(trainingData(target.config).validation, target.config.train.seq_len, samples);
+      const store = AnalysisStore.open(target.config.output.db);
+      try {
+        const { computed, cached } = analyzeCheckpoint(target, store, { what, tokens, samples, force: Boolean(flags.force) });
+        console.log(`run ${target.runId} step ${target.step}: computed ${computed.join(', ') || 'nothing'}${cached.length ? `; already stored: ${cached.join(', ')} (--force recomputes)` : ''}`);
+        printSummary(store, target.runId, target.step, target.config.model.n_layers);
+      } finally {
+        store.close();
+      }
+      setExitCode(0);
+    });
+}
+
+function printSummary(store: AnalysisStore, runId: string, step: number, layers: number): void {
+  const column = (name: string) => new Map(store.read(runId, name, step).filter((r) => r.n === 0 && r.param === '').map((r) => [r.layer, r.value]));
+  const columns = { 'output var': column('variance'), 'max |h|': column('max_abs'), 'cos(in,out)': column('cosine'), 'drop Δloss': column('layer_drop'), 'grad norm': column('gradnorm') };
+  const adjacent = new Map(store.read(runId, 'angular', step).filter((r) => r.n === 1).map((r) => [r.layer + 1, r.value]));
+  const shown = Object.entries({ ...columns, 'angular(ℓ−1,ℓ)': adjacent }).filter(([, values]) => values.size > 0);
+  console.log(['block', ...shown.map(([name]) => name)].map((h) => h.padStart(14)).join(''));
+  for (let layer = 1; layer <= layers; layer++) {
+    console.log([String(layer), ...shown.map(([, v]) => (v.has(layer) ? v.get(layer)!.toPrecision(5) : '-'))].map((c) => c.padStart(14)).join(''));
+  }
+}
