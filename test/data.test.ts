@@ -1,26 +1,30 @@
 import assert from 'node:assert/strict';
-import { cpSync, mkdtempSync, readdirSync, readFileSync, statSync, truncateSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { test } from 'node:test';
-import { PackedBatches, validationBatches } from '../src/data/batches.ts';
+import llamaReference from 'llama-tokenizer-js';
+import { Batches, validationBatches } from '../src/data/batches.ts';
+import type { TokenStore } from '../src/data/dataset.ts';
 import { DataError } from '../src/data/errors.ts';
+import { Permutation } from '../src/data/permutation.ts';
 import { Rng } from '../src/data/rng.ts';
-import { type TextSource, textSource } from '../src/data/sources.ts';
-import { tokenizer } from '../src/data/tokenizers.ts';
-import { checkVocab, prepareTokens, valDocuments } from '../src/data/tokens.ts';
+import { textSource } from '../src/data/sources.ts';
+import { loadTokenizer, tokenizerInfo } from '../src/data/tokenizers.ts';
 
-const tempDir = () => mkdtempSync(join(tmpdir(), 'normlab-data-'));
+/** Tokens in memory, with documents starting at `starts` (default: one document). */
+function memoryStore(tokens: ArrayLike<number>, starts: number[] = [0]): TokenStore {
+  const bounds = [...starts, tokens.length];
+  return {
+    length: tokens.length,
+    documents: starts.length,
+    read: (start, count, out, offset) => {
+      for (let i = 0; i < count; i++) out[offset + i] = tokens[start + i];
+    },
+    document: (d) => ({ start: bounds[d], end: bounds[d + 1] }),
+  };
+}
 
-/** 40 short documents that name themselves, so a split can be read back. */
-const tinySource: TextSource = {
-  id: 'tiny-test',
-  describe: () => 'forty numbered test documents',
-  documents: () => Array.from({ length: 40 }, (_, i) => `document ${i}: the quick brown fox, ${'é'.repeat(i % 3)}\nline two.`),
-};
-
-const byteDocuments = (ids: Uint16Array | Uint32Array) =>
-  tokenizer('byte').decode([...ids]).split('\0').slice(0, -1);
+/** Tokens 0..n-1, so a window's first token tells which window it is. */
+const ramp = (n: number) => Uint16Array.from({ length: n }, (_, i) => i);
+const row = (batch: Int32Array, b: number, T: number) => [...batch.subarray(b * (T + 1), (b + 1) * (T + 1))];
 
 test('brown has 500 documents and no POS-tag artefacts', () => {
   const docs = [...textSource('brown').documents()];
@@ -35,122 +39,74 @@ test('brown has 500 documents and no POS-tag artefacts', () => {
   assert.match(docs[0], /^The Fulton County Grand Jury said Friday an investigation of Atlanta's recent primary election produced "no evidence" that any irregularities took place\.\n/);
 });
 
-test('unknown corpus and tokenizer names list the known ones', () => {
+test('unknown corpus and tokenizer names list the known ones', async () => {
   assert.throws(() => textSource('c4'), (e: Error) => e instanceof DataError && /'c4'.*known: brown/.test(e.message));
   assert.throws(() => textSource('constructor'), DataError);
-  assert.throws(() => tokenizer('llama'), (e: Error) => e instanceof DataError && /'llama'.*known: byte, gpt2/.test(e.message));
+  assert.throws(() => tokenizerInfo('t5'), (e: Error) => e instanceof DataError && /'t5'.*known: byte, gpt2, llama/.test(e.message));
+  await assert.rejects(loadTokenizer('constructor'), DataError);
 });
 
-test('byte and gpt2 round-trip decode(encode(x)) == x', () => {
+test('byte, gpt2 and llama round-trip decode(encode(x)) == x with ids below the vocab and no end id', async () => {
   const brownDoc = textSource('brown').documents()[Symbol.iterator]().next().value as string;
-  const samples = ['', 'Hello, world!', 'naïve café — 東京 🙂\n\n\ttabs  and  spaces ', 'a literal <|endoftext|> in text', brownDoc];
-  for (const name of ['byte', 'gpt2']) {
-    const tok = tokenizer(name);
+  const samples = ['', 'Hello, world!', ' leading space', 'naïve café — 東京 🙂\n\n\ttabs  and  spaces ', 'a literal <|endoftext|> and </s> in text', brownDoc];
+  for (const name of ['byte', 'gpt2', 'llama']) {
+    const tok = await loadTokenizer(name);
     for (const s of samples) {
-      const ids = tok.encode(s);
+      const ids = Array.from(tok.encode(s));
       assert.equal(tok.decode(ids), s, `${name}: ${s.slice(0, 30)}`);
       assert.ok(ids.every((id) => id >= 0 && id < tok.vocabSize && id !== tok.eot), `${name} ids in range, no eot`);
     }
   }
-  assert.deepEqual(tokenizer('gpt2').encode('Hello world'), [15496, 995]); // GPT-2's ids, not cl100k's
-  assert.equal(tokenizer('gpt2').vocabSize, 50257);
-  assert.equal(tokenizer('gpt2').decode([50256]), '<|endoftext|>');
-  assert.throws(() => tokenizer('byte').encode('nul \0 inside'), DataError);
+  const gpt2 = await loadTokenizer('gpt2');
+  assert.deepEqual(gpt2.encode('Hello world'), [15496, 995]); // GPT-2's ids, not cl100k's
+  assert.equal(gpt2.decode([50256]), '<|endoftext|>');
+  const llama = await loadTokenizer('llama');
+  assert.deepEqual(llama.encode('Hello world!'), [15043, 3186, 29991]); // LLaMA's ids, no BOS
+  assert.deepEqual([tokenizerInfo('llama').vocabSize, tokenizerInfo('llama').eot], [32000, 2]);
+  await assert.rejects(async () => (await loadTokenizer('byte')).encode('nul \0 inside'), DataError);
 });
 
-test('the split is deterministic for a seed, different for another, and disjoint by document', () => {
-  const a = valDocuments(500, 0.1, 7);
-  assert.deepEqual([...valDocuments(500, 0.1, 7)], [...a]);
-  assert.notDeepEqual([...valDocuments(500, 0.1, 8)], [...a]);
-  assert.ok(a.size > 25 && a.size < 80, `${a.size} val documents of 500 at 10%`);
-  assert.equal(valDocuments(3, 0.001, 1).size, 1, 'at least one val document');
-  assert.equal(valDocuments(3, 0.999, 1).size, 2, 'at least one train document');
-
-  const { train, val, meta } = prepareTokens({ corpus: tinySource, tokenizer: 'byte', valFraction: 0.25, seed: 3, cacheDir: tempDir() });
-  const all = [...tinySource.documents()];
-  const trainDocs = byteDocuments(train);
-  const valDocs = byteDocuments(val);
-  assert.deepEqual(valDocs, meta.valDocuments.map((i) => all[i]));
-  assert.deepEqual([...trainDocs, ...valDocs].sort(), [...all].sort(), 'every document in exactly one split');
-  assert.deepEqual(meta.documents, { train: trainDocs.length, val: valDocs.length });
-  assert.deepEqual(meta.tokens, { train: train.length, val: val.length });
-});
-
-test('gpt2 tokens are uint16 and the cache is reused: second call faster, same bytes', (t) => {
-  const cacheDir = tempDir();
-  const opts = { corpus: 'brown', tokenizer: 'gpt2', valFraction: 0.05, seed: 0, cacheDir };
-  let start = performance.now();
-  const first = prepareTokens(opts);
-  const coldMs = performance.now() - start;
-  const [key] = readdirSync(cacheDir);
-  const metaMtime = statSync(join(cacheDir, key, 'meta.json')).mtimeMs;
-  start = performance.now();
-  const second = prepareTokens(opts);
-  const warmMs = performance.now() - start;
-  t.diagnostic(`brown/gpt2: ${first.meta.tokens.train + first.meta.tokens.val} tokens, cold ${coldMs.toFixed(0)} ms, cached ${warmMs.toFixed(0)} ms`);
-
-  assert.ok(first.train instanceof Uint16Array);
-  assert.equal(first.meta.vocabSize, 50257);
-  assert.equal(first.meta.documents.train + first.meta.documents.val, 500);
-  assert.ok(warmMs < coldMs, `cached ${warmMs} ms vs cold ${coldMs} ms`);
-  assert.deepEqual(readdirSync(cacheDir), [key], 'nothing new written');
-  assert.equal(statSync(join(cacheDir, key, 'meta.json')).mtimeMs, metaMtime);
-  assert.deepEqual(second.train, first.train);
-  assert.deepEqual(second.val, first.val);
-  assert.deepEqual(second.meta, first.meta);
-  assert.ok(first.train.every((id) => id < 50257));
-});
-
-test('a leftover partial cache folder is not taken for a cache', () => {
-  const complete = tempDir();
-  const opts = { corpus: tinySource, tokenizer: 'byte', valFraction: 0.25, seed: 3 };
-  const expected = prepareTokens({ ...opts, cacheDir: complete });
-  const [key] = readdirSync(complete);
-  // What a prepare killed mid-write leaves: a partial folder with a short train.bin.
-  const killed = tempDir();
-  cpSync(join(complete, key), join(killed, `${key}.partial-1-1`), { recursive: true });
-  truncateSync(join(killed, `${key}.partial-1-1`, 'train.bin'), 10);
-  const got = prepareTokens({ ...opts, cacheDir: killed });
-  assert.deepEqual(got.train, expected.train);
-  assert.deepEqual(readFileSync(join(killed, key, 'train.bin')), readFileSync(join(complete, key, 'train.bin')));
-});
-
-test('a complete cache whose .bin does not match meta.json is an error naming the folder', () => {
-  const cacheDir = tempDir();
-  const opts = { corpus: tinySource, tokenizer: 'byte', valFraction: 0.25, seed: 3, cacheDir };
-  prepareTokens(opts);
-  const [key] = readdirSync(cacheDir);
-  truncateSync(join(cacheDir, key, 'val.bin'), 3);
-  assert.throws(() => prepareTokens(opts), (e: Error) => e instanceof DataError && e.message.includes(join(cacheDir, key)));
-});
-
-test('checkVocab names the tokenizer and the model vocab', () => {
-  const { meta } = prepareTokens({ corpus: tinySource, tokenizer: 'gpt2', valFraction: 0.25, seed: 3, cacheDir: tempDir() });
-  assert.throws(() => checkVocab(meta, 32000), { message: /^tokenizer gpt2 has 50257 tokens but model.vocab_size is 32000/ });
-  assert.doesNotThrow(() => checkVocab(meta, 50304));
-});
-
-/** Tokens 0..n-1, so a window's first token tells which window it is. */
-const ramp = (n: number) => Uint16Array.from({ length: n }, (_, i) => i);
-
-test('PackedBatches rows are T+1 consecutive tokens starting at a multiple of T', () => {
-  const T = 8;
-  const batch = new PackedBatches(ramp(1001), 4, T, 1).next();
-  assert.equal(batch.length, 4 * (T + 1));
-  for (let b = 0; b < 4; b++) {
-    const row = batch.subarray(b * (T + 1), (b + 1) * (T + 1));
-    assert.equal(row[0] % T, 0);
-    assert.deepEqual([...row], Array.from({ length: T + 1 }, (_, i) => row[0] + i));
+test('llama word-by-word encoding gives the same ids as llama-tokenizer-js on whole documents', async () => {
+  const llama = await loadTokenizer('llama');
+  const docs = [...textSource('brown').documents()].filter((_, i) => i % 50 === 0);
+  const tricky = ['a  b   c', 'x\n\n  y\n', '  indented\n    code();\n', 'end with spaces   ', 'tab\tand\u00a0nbsp', 'émoji 🙂🙂 東京タワー', '\n\nleading newlines'];
+  for (const text of [...docs, ...tricky]) {
+    assert.deepEqual(Array.from(llama.encode(text)), llamaReference.encode(text, false, true), text.slice(0, 40));
   }
 });
 
-test('PackedBatches order is deterministic per seed and each epoch covers every window once', () => {
-  const tokens = ramp(1001);
+test('a Permutation is a bijection, fixed by its key and different for another', () => {
+  for (const n of [1, 2, 3, 100, 1000, 4097]) {
+    const p = new Permutation(n, 7);
+    const order = Array.from({ length: n }, (_, i) => p.at(i));
+    assert.deepEqual([...order].sort((a, b) => a - b), Array.from({ length: n }, (_, i) => i), `n = ${n}`);
+    assert.deepEqual(Array.from({ length: n }, (_, i) => new Permutation(n, 7).at(i)), order);
+    if (n >= 100) assert.notDeepEqual(Array.from({ length: n }, (_, i) => new Permutation(n, 8).at(i)), order);
+  }
+  const p = new Permutation(1000, 1);
+  const moved = Array.from({ length: 1000 }, (_, i) => Math.abs(p.at(i) - i)).reduce((a, b) => a + b, 0) / 1000;
+  assert.ok(moved > 250, `items move ~n/3 on average, got ${moved}`);
+});
+
+test('packed rows are T+1 consecutive tokens starting at a multiple of T, with no weights', () => {
+  const T = 8;
+  const batches = Batches.of('packed', memoryStore(ramp(1001)), 4, T, 1, 0);
+  const batch = batches.next();
+  assert.equal(batch.length, 4 * (T + 1));
+  assert.equal(batches.lastWeights(), undefined);
+  for (let b = 0; b < 4; b++) {
+    const r = row(batch, b, T);
+    assert.equal(r[0] % T, 0);
+    assert.deepEqual(r, Array.from({ length: T + 1 }, (_, i) => r[0] + i));
+  }
+});
+
+test('the order is deterministic per seed and each epoch covers every window once', () => {
+  const store = memoryStore(ramp(1001));
   const T = 10;
-  const a = new PackedBatches(tokens, 1, T, 5);
-  const b = new PackedBatches(tokens, 1, T, 5);
-  const other = new PackedBatches(tokens, 1, T, 6);
-  assert.equal(a.windows, 100);
+  const a = Batches.of('packed', store, 1, T, 5, 0);
+  const b = Batches.of('packed', store, 1, T, 5, 0);
+  assert.equal(a.rowsPerEpoch, 100);
   const epochs: number[][] = [[], []];
   for (let i = 0; i < 200; i++) {
     const x = a.next();
@@ -159,44 +115,89 @@ test('PackedBatches order is deterministic per seed and each epoch covers every 
   }
   for (const starts of epochs) assert.deepEqual([...starts].sort((p, q) => p - q), Array.from({ length: 100 }, (_, i) => i));
   assert.notDeepEqual(epochs[0], epochs[1], 'each epoch its own order');
-  assert.notDeepEqual(new PackedBatches(tokens, 1, T, 5).next(), other.next());
+  const other = Batches.of('packed', store, 1, T, 6, 0);
+  assert.notDeepEqual(Array.from({ length: 10 }, () => other.next()[0]), epochs[0].slice(0, 10).map((w) => w * T));
   assert.deepEqual(a.position(), { epoch: 2, index: 0 });
 });
 
-test('a run resumed from position() sees exactly the batches of an uninterrupted one', () => {
-  const tokens = ramp(5000);
-  const uninterrupted = new PackedBatches(tokens, 7, 16, 11);
-  const interrupted = new PackedBatches(tokens, 7, 16, 11);
-  for (let i = 0; i < 45; i++) { uninterrupted.next(); interrupted.next(); } // 315 windows: past epoch 0's 312
-  const saved = JSON.parse(JSON.stringify(interrupted.position()));
-  assert.equal(saved.epoch, 1);
-  const resumed = PackedBatches.restore(tokens, 7, 16, 11, saved);
-  const sought = new PackedBatches(tokens, 7, 16, 11);
-  sought.seek(saved);
-  for (let i = 0; i < 60; i++) {
-    const expected = uninterrupted.next();
-    assert.deepEqual(resumed.next(), expected);
-    assert.deepEqual(sought.next(), expected);
+/** 60 documents of 1 to 40 tokens, ids 1…, ending in the end id 0. */
+function documents() {
+  const tokens: number[] = [];
+  const starts: number[] = [];
+  for (let d = 0; d < 60; d++) {
+    starts.push(tokens.length);
+    const n = 1 + ((d * 7) % 40);
+    for (let i = 0; i < n; i++) tokens.push(1 + ((d + i) % 200));
+    tokens.push(0);
+  }
+  return { tokens, starts, store: memoryStore(tokens, starts) };
+}
+
+test('truncate rows are one document each: its first T+1 tokens, padded, padding weighted 0', () => {
+  const { tokens, starts, store } = documents();
+  const T = 16;
+  const batches = Batches.of('truncate', store, 6, T, 3, 0);
+  assert.equal(batches.rowsPerEpoch, 60);
+  const seen = new Set<number>();
+  for (let i = 0; i < 10; i++) {
+    const batch = batches.next();
+    const weights = batches.lastWeights()!;
+    for (let b = 0; b < 6; b++) {
+      const r = row(batch, b, T);
+      const d = r[0] - 1; // each document's first id names it
+      seen.add(d);
+      const length = (starts[d + 1] ?? tokens.length) - starts[d];
+      const real = Math.min(length, T + 1);
+      assert.deepEqual(r, [...tokens.slice(starts[d], starts[d] + real), ...new Array(T + 1 - real).fill(0)]);
+      const w = [...weights.subarray(b * T, (b + 1) * T)];
+      assert.deepEqual(w, [...new Array(real - 1).fill(1), ...new Array(T + 1 - real).fill(0)], `weights of document ${d} (${length} tokens)`);
+    }
+  }
+  assert.equal(seen.size, 60, 'one epoch visits every document once');
+});
+
+test('a run resumed from position() sees exactly the batches of an uninterrupted one, in both modes', () => {
+  for (const mode of ['packed', 'truncate'] as const) {
+    const store = mode === 'packed' ? memoryStore(ramp(5000)) : documents().store;
+    const uninterrupted = Batches.of(mode, store, 7, 16, 11, 0);
+    const interrupted = Batches.of(mode, store, 7, 16, 11, 0);
+    for (let i = 0; i < 45; i++) { uninterrupted.next(); interrupted.next(); } // past epoch 0 in both modes
+    const saved = JSON.parse(JSON.stringify(interrupted.position()));
+    assert.ok(saved.epoch >= 1, mode);
+    const resumed = Batches.of(mode, store, 7, 16, 11, 0);
+    resumed.seek(saved);
+    for (let i = 0; i < 60; i++) {
+      assert.deepEqual(resumed.next(), uninterrupted.next(), `${mode} batch ${i}`);
+      assert.deepEqual(resumed.lastWeights(), uninterrupted.lastWeights());
+    }
   }
 });
 
-test('PackedBatches ids stay below the vocab; too-short splits and bad positions are errors', () => {
-  const { train, meta } = prepareTokens({ corpus: tinySource, tokenizer: 'byte', valFraction: 0.25, seed: 3, cacheDir: tempDir() });
-  const batches = new PackedBatches(train, 4, 32, 0);
-  for (let i = 0; i < 50; i++) assert.ok(batches.next().every((id) => id >= 0 && id < meta.vocabSize));
-  assert.throws(() => new PackedBatches(ramp(8), 1, 8, 0), /train split has 8 tokens/);
-  assert.throws(() => batches.seek({ epoch: 0, index: batches.windows }), DataError);
+test('too-short splits and bad positions are errors that say what to change', () => {
+  assert.throws(() => Batches.of('packed', memoryStore(ramp(8)), 1, 8, 0, 0), /train split has 8 tokens.*lower the batch size/);
+  const batches = Batches.of('packed', memoryStore(ramp(100)), 1, 8, 0, 0);
+  assert.throws(() => batches.seek({ epoch: 0, index: batches.rowsPerEpoch }), DataError);
+  assert.throws(() => batches.seek({ epoch: -1, index: 0 }), DataError);
+  assert.throws(() => validationBatches('truncate', documents().store, 61, 8, 1, 0), /val split has 60 documents, fewer than the 61 of one batch/);
 });
 
-test('validationBatches are the first consecutive windows, fewer when the split is short', () => {
+test('validation batches are the split\'s first windows or documents in order, fewer when it is short', () => {
   const T = 4;
-  const val = ramp(101); // 25 windows
-  const batches = validationBatches(val, 3, T, 100);
-  assert.equal(batches.length, 8, 'floor(25 / 3) whole batches');
-  const firsts = batches.flatMap((b) => [0, 1, 2].map((r) => b[r * (T + 1)]));
-  assert.deepEqual(firsts, Array.from({ length: 24 }, (_, i) => i * T));
-  assert.deepEqual(validationBatches(val, 3, T, 2), batches.slice(0, 2));
-  assert.throws(() => validationBatches(ramp(12), 3, T, 1), /val split has 12 tokens/);
+  const packed = validationBatches('packed', memoryStore(ramp(101)), 3, T, 100, 0); // 25 windows
+  assert.equal(packed.tokens.length, 8, 'floor(25 / 3) whole batches');
+  assert.equal(packed.weights, undefined);
+  assert.deepEqual(packed.tokens.flatMap((b) => [0, 1, 2].map((r) => b[r * (T + 1)])), Array.from({ length: 24 }, (_, i) => i * T));
+  assert.deepEqual(validationBatches('packed', memoryStore(ramp(101)), 3, T, 2, 0).tokens, packed.tokens.slice(0, 2));
+
+  const { tokens, starts, store } = documents();
+  const truncated = validationBatches('truncate', store, 4, T, 2, 0);
+  assert.equal(truncated.tokens.length, 2);
+  truncated.tokens.forEach((batch, i) => {
+    for (let b = 0; b < 4; b++) assert.equal(batch[b * (T + 1)], tokens[starts[i * 4 + b]]);
+  });
+  const realTargets = truncated.weights!.reduce((n, w) => n + w.reduce((a, x) => a + x, 0), 0);
+  const expected = starts.slice(0, 8).reduce((n, s, d) => n + Math.min((starts[d + 1] ?? tokens.length) - s, T + 1) - 1, 0);
+  assert.equal(realTargets, expected, 'only real targets weigh');
 });
 
 test('Rng is deterministic, resumable from state(), and normal() is standard', () => {

@@ -1,47 +1,59 @@
-// Batches of token windows, nanoGPT-style: the split's documents are one
-// stream (eot between them) cut into windows of T+1 tokens at stride T, so
-// each window's targets (its last T tokens) start where the previous one's end.
+// Training batches from a split on disk, in the two ways the config offers:
+//
+// - packed (nanoGPT): the split's documents are one stream (end id between
+//   them) cut into windows of T+1 tokens at stride T, so each window's targets
+//   (its last T tokens) start where the previous one's end;
+// - truncate (the Mix-LN / GaLore recipe): one row per document, its first
+//   T+1 tokens padded with the end id, and the padding's targets weigh 0 in
+//   the loss.
+//
+// Every epoch visits each window (document) once, in an order drawn from
+// (seed, epoch); a batch may run across an epoch boundary. The position in that
+// order is all a checkpoint needs to resume the same batches.
 
+import type { TokenStore } from './dataset.ts';
 import { DataError } from './errors.ts';
-import { hash32, Rng } from './rng.ts';
-import type { TokenArray } from './tokens.ts';
+import { Permutation } from './permutation.ts';
+import { hash32 } from './rng.ts';
 
-/** Where the next batch starts: `index` into epoch `epoch`'s window order. */
+/** Where the next batch starts: `index` into epoch `epoch`'s order. */
 export interface BatchPosition {
   epoch: number;
   index: number;
 }
 
-/**
- * Training batches: every epoch visits each window once, in a permutation
- * drawn from (seed, epoch); a batch may run across an epoch boundary.
- */
-export class PackedBatches {
-  readonly windows: number;
-  private readonly tokens: TokenArray;
-  private readonly batchSize: number;
-  private readonly seqLen: number;
-  private readonly seed: number;
+export type Batching = 'packed' | 'truncate';
+
+/** Rows of T+1 tokens, row-major [B, T+1]; `count` of them exist per epoch. */
+interface Rows {
+  count: number;
+  /** Writes row r into out at [b]; returns how many of its T targets are real. */
+  read(r: number, out: Int32Array, b: number): number;
+}
+
+export class Batches {
   private epoch = 0;
   private index = 0;
-  private order: Uint32Array;
+  private order: Permutation;
+  private weights?: Float32Array;
 
-  /** B = batchSize windows per batch, each of T+1 = seqLen+1 tokens (inputs t[:T], targets t[1:]). */
-  constructor(tokens: TokenArray, batchSize: number, seqLen: number, seed: number) {
-    this.tokens = tokens;
-    this.batchSize = batchSize;
-    this.seqLen = seqLen;
-    this.seed = seed;
-    this.windows = windowCount(tokens.length, seqLen);
-    if (this.windows < 1) throw tooShort('train', tokens.length, `${seqLen + 1} of one window`);
-    this.order = permutation(this.windows, seed, 0);
+  private constructor(
+    private readonly rows: Rows, private readonly batchSize: number, private readonly seqLen: number,
+    private readonly seed: number, private readonly weighted: boolean,
+  ) {
+    this.order = new Permutation(rows.count, hash32(seed, 0));
   }
 
-  /** The batches an uninterrupted run would see from `position` on. */
-  static restore(tokens: TokenArray, batchSize: number, seqLen: number, seed: number, position: BatchPosition): PackedBatches {
-    const batches = new PackedBatches(tokens, batchSize, seqLen, seed);
-    batches.seek(position);
-    return batches;
+  /** B rows per batch, each of T+1 = seqLen+1 tokens (inputs t[:T], targets t[1:]). */
+  static of(mode: Batching, split: TokenStore, batchSize: number, seqLen: number, seed: number, pad: number): Batches {
+    const rows = mode === 'packed' ? packedRows(split, seqLen) : truncatedRows(split, seqLen, pad);
+    if (rows.count < 1) throw tooShort('train', split, mode, seqLen);
+    return new Batches(rows, batchSize, seqLen, seed, mode === 'truncate');
+  }
+
+  /** Rows (windows or documents) per epoch. */
+  get rowsPerEpoch(): number {
+    return this.rows.count;
   }
 
   position(): BatchPosition {
@@ -49,69 +61,90 @@ export class PackedBatches {
   }
 
   seek({ epoch, index }: BatchPosition): void {
-    if (!(Number.isInteger(epoch) && epoch >= 0 && Number.isInteger(index) && index >= 0 && index < this.windows)) {
-      throw new DataError(`batch position {epoch: ${epoch}, index: ${index}} is outside 0 ≤ index < ${this.windows} windows`);
+    if (!(Number.isInteger(epoch) && epoch >= 0 && Number.isInteger(index) && index >= 0 && index < this.rows.count)) {
+      throw new DataError(`batch position {epoch: ${epoch}, index: ${index}} is outside 0 ≤ index < ${this.rows.count} rows`);
     }
-    if (epoch !== this.epoch) this.order = permutation(this.windows, this.seed, epoch);
+    if (epoch !== this.epoch) this.order = new Permutation(this.rows.count, hash32(this.seed, epoch));
     this.epoch = epoch;
     this.index = index;
   }
 
-  /** B windows as token ids, row-major [B, T+1]. */
+  /** B rows as token ids, row-major [B, T+1]. */
   next(): Int32Array {
     const { batchSize: B, seqLen: T } = this;
-    const out = new Int32Array(B * (T + 1));
+    const tokens = new Int32Array(B * (T + 1));
+    const weights = new Float32Array(B * T);
     for (let b = 0; b < B; b++) {
-      const start = this.order[this.index] * T;
-      out.set(this.tokens.subarray(start, start + T + 1), b * (T + 1));
+      const real = this.rows.read(this.order.at(this.index), tokens, b);
+      weights.fill(1, b * T, b * T + real);
       this.advance();
     }
-    return out;
+    this.weights = this.weighted ? weights : undefined;
+    return tokens;
+  }
+
+  /** Loss weights [B, T] of the batch next() returned last (1 = real target, 0 = padding); undefined when packed, where every target is real. */
+  lastWeights(): Float32Array | undefined {
+    return this.weights;
   }
 
   private advance(): void {
-    if (++this.index < this.windows) return;
-    this.epoch++;
-    this.index = 0;
-    this.order = permutation(this.windows, this.seed, this.epoch);
+    if (++this.index < this.rows.count) return;
+    this.seek({ epoch: this.epoch + 1, index: 0 });
   }
+}
+
+function packedRows(split: TokenStore, T: number): Rows {
+  return {
+    count: Math.max(0, Math.floor((split.length - 1) / T)),
+    read: (r, out, b) => {
+      split.read(r * T, T + 1, out, b * (T + 1));
+      return T;
+    },
+  };
+}
+
+function truncatedRows(split: TokenStore, T: number, pad: number): Rows {
+  return {
+    count: split.documents,
+    read: (d, out, b) => {
+      const { start, end } = split.document(d);
+      const n = Math.min(end - start, T + 1);
+      split.read(start, n, out, b * (T + 1));
+      out.fill(pad, b * (T + 1) + n, (b + 1) * (T + 1));
+      return n - 1; // targets are tokens 1 … n-1 of the row
+    },
+  };
 }
 
 /**
- * The first n batches of consecutive windows of the validation split, in order
- * (fewer if the split is short): every val token after the first is a target once.
+ * The validation batches: the first n batches of the split in order (fewer if
+ * it is short), consecutive windows (packed) or the first documents (truncate,
+ * with their loss weights).
  */
-export function validationBatches(val: TokenArray, batchSize: number, seqLen: number, n: number): Int32Array[] {
-  const count = Math.min(n, Math.floor(windowCount(val.length, seqLen) / batchSize));
-  if (count < 1) throw tooShort('val', val.length, `${batchSize * seqLen + 1} of one batch`);
-  const size = batchSize * (seqLen + 1);
-  return Array.from({ length: count }, (_, i) => {
-    const out = new Int32Array(size);
+export function validationBatches(
+  mode: Batching, split: TokenStore, batchSize: number, seqLen: number, n: number, pad: number,
+): { tokens: Int32Array[]; weights?: Float32Array[] } {
+  const rows = mode === 'packed' ? packedRows(split, seqLen) : truncatedRows(split, seqLen, pad);
+  const count = Math.min(n, Math.floor(rows.count / batchSize));
+  if (count < 1) throw tooShort('val', split, mode, seqLen, batchSize);
+  const tokens = Array.from({ length: count }, () => new Int32Array(batchSize * (seqLen + 1)));
+  const weights = Array.from({ length: count }, () => new Float32Array(batchSize * seqLen));
+  tokens.forEach((batch, i) => {
     for (let b = 0; b < batchSize; b++) {
-      const start = (i * batchSize + b) * seqLen;
-      out.set(val.subarray(start, start + seqLen + 1), b * (seqLen + 1));
+      const real = rows.read(i * batchSize + b, batch, b);
+      weights[i].fill(1, b * seqLen, b * seqLen + real);
     }
-    return out;
   });
+  return mode === 'truncate' ? { tokens, weights } : { tokens };
 }
 
-function windowCount(tokens: number, seqLen: number): number {
-  return Math.max(0, Math.floor((tokens - 1) / seqLen));
-}
-
-/** Fisher-Yates over 0..n-1 with an Rng seeded from (seed, epoch). */
-function permutation(n: number, seed: number, epoch: number): Uint32Array {
-  const rng = new Rng(hash32(seed, epoch));
-  const order = Uint32Array.from({ length: n }, (_, i) => i);
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(rng.nextFloat() * (i + 1));
-    [order[i], order[j]] = [order[j], order[i]];
-  }
-  return order;
-}
-
-function tooShort(split: string, tokens: number, needed: string): DataError {
+function tooShort(split: string, store: TokenStore, mode: Batching, seqLen: number, batchSize = 1): DataError {
+  const unit = split === 'val' ? 'batch' : mode === 'packed' ? 'window' : 'row';
+  const has = mode === 'packed'
+    ? `${store.length} tokens, fewer than the ${batchSize * seqLen + 1}`
+    : `${store.documents} documents, fewer than the ${batchSize}`;
   return new DataError(
-    `the ${split} split has ${tokens} tokens, fewer than the ${needed}; ` +
+    `the ${split} split has ${has} of one ${unit}; ` +
     'lower the batch size or sequence length, or use a larger corpus / val_fraction');
 }

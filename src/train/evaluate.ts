@@ -10,13 +10,15 @@ export interface Validation {
   tokens: number;
 }
 
-export function evaluate(model: Model, params: Params, batches: tf.Tensor2D[]): Validation {
+/** `weights[i]` (0 on padding) makes batch i count only its real targets, in its mean and in the total. */
+export function evaluate(model: Model, params: Params, batches: tf.Tensor2D[], weights?: tf.Tensor2D[]): Validation {
   let lossSum = 0, tokens = 0;
-  for (const batch of batches) {
-    const n = batch.shape[0] * (batch.shape[1] - 1);
+  for (const [i, batch] of batches.entries()) {
+    const w = weights?.[i];
+    const n = w ? tf.tidy(() => w.sum().dataSync()[0]!) : batch.shape[0] * (batch.shape[1] - 1);
     const loss = tf.tidy(() => {
       const { inputs, targets } = splitBatch(batch);
-      return crossEntropy(model.forward(params, inputs).logits, targets).dataSync()[0]!;
+      return crossEntropy(model.forward(params, inputs).logits, targets, w).dataSync()[0]!;
     });
     lossSum += loss * n;
     tokens += n;

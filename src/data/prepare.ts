@@ -1,0 +1,254 @@
+// `normlab data prepare`: sources → tokenizer workers → shards, written into a
+// temporary sibling folder that is renamed into place once meta.json is in it,
+// so an interrupted prepare never leaves something that reads as a dataset.
+// An up-to-date dataset (same inputs, sources unchanged) is reused as it is.
+
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import type { ChunkResult } from './chunk.ts';
+import { type DatasetMeta, dtypeFor, FORMAT, isPreparedDataset, readMeta, type SourceRecord, SPLIT_RULE, type Split } from './dataset.ts';
+import { DataError } from './errors.ts';
+import { defaultWorkers, startPool } from './pool.ts';
+import { readChunks } from './read.ts';
+import { hash32 } from './rng.ts';
+import { resolveSources, type SourceEntry } from './sources.ts';
+import { tokenizerInfo, type TokenizerName } from './tokenizers.ts';
+import { SplitWriter, writeFileDurably } from './writer.ts';
+
+export interface PrepareOptions {
+  /** Corpus names, files, folders, globs (see sources.ts). */
+  sources: readonly string[];
+  tokenizer: string;
+  out: string;
+  /** The JSON-lines field holding the text; C4's `text` by default. */
+  textField?: string;
+  valFraction?: number;
+  splitSeed?: number;
+  skipBadLines?: boolean;
+  /** Tokenizer threads; 0 = this thread; absent: by source size and cores. */
+  workers?: number;
+  /** Rebuild even when up to date. */
+  force?: boolean;
+  /** Tokens per shard file (shards end at a document boundary). */
+  shardTokens?: number;
+  onProgress?(p: PrepareProgress): void;
+  signal?: AbortSignal;
+}
+
+export interface PrepareProgress {
+  sourceBytes: number;
+  totalSourceBytes: number;
+  documents: number;
+  tokens: number;
+  seconds: number;
+}
+
+export interface PrepareResult {
+  dir: string;
+  meta: DatasetMeta;
+  reused: boolean;
+  seconds: number;
+  workers: number;
+  /** The first few lines --skip-bad-lines left out. */
+  badExamples: string[];
+}
+
+export const DEFAULTS = { textField: 'text', valFraction: 0.05, splitSeed: 0, shardTokens: 1 << 27 } as const;
+
+type Inputs = Required<Pick<PrepareOptions, 'textField' | 'valFraction' | 'splitSeed' | 'skipBadLines'>> & { tokenizer: TokenizerName };
+
+export async function prepareDataset(opts: PrepareOptions): Promise<PrepareResult> {
+  const started = performance.now();
+  const inputs = checkInputs(opts);
+  const entries = resolveSources(opts.sources);
+  const key = inputKey(entries, inputs);
+  const out = resolve(opts.out);
+  const elapsed = () => (performance.now() - started) / 1000;
+  const upToDate = !opts.force && reusable(out, key, entries);
+  if (upToDate) return { dir: out, meta: upToDate, reused: true, seconds: elapsed(), workers: 0, badExamples: [] };
+  if (existsSync(out) && !isPreparedDataset(out) && readdirSync(out).length > 0) {
+    throw new DataError(`${out}: the folder exists and is not a prepared dataset; refusing to write into it: choose a new or empty --out`);
+  }
+  removeAbandoned(out);
+  const tmp = `${out}.partial-${process.pid}-${Date.now()}`;
+  mkdirSync(tmp, { recursive: true });
+  try {
+    const workers = opts.workers ?? defaultWorkers(entries.reduce((n, e) => n + ('bytes' in e ? e.bytes : 0), 0), inputs.tokenizer);
+    const built = await build(tmp, entries, inputs, key, workers, { ...opts, started });
+    writeFileDurably(join(tmp, 'meta.json'), JSON.stringify(built.meta, null, 2) + '\n');
+    moveIntoPlace(tmp, out);
+    return { dir: out, meta: built.meta, reused: false, seconds: elapsed(), workers, badExamples: built.badExamples };
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+function checkInputs(opts: PrepareOptions): Inputs {
+  const inputs = {
+    tokenizer: tokenizerInfo(opts.tokenizer).name,
+    textField: opts.textField ?? DEFAULTS.textField,
+    valFraction: opts.valFraction ?? DEFAULTS.valFraction,
+    splitSeed: opts.splitSeed ?? DEFAULTS.splitSeed,
+    skipBadLines: opts.skipBadLines ?? false,
+  };
+  if (!(inputs.valFraction > 0 && inputs.valFraction < 1)) throw new DataError(`the validation fraction must be in (0, 1), got ${inputs.valFraction}`);
+  if (!(Number.isInteger(inputs.splitSeed) && inputs.splitSeed >= 0)) throw new DataError(`the split seed must be an integer ≥ 0, got ${inputs.splitSeed}`);
+  if (inputs.textField === '') throw new DataError('the text field name is empty');
+  return inputs;
+}
+
+/** sha256 of everything the tokens depend on but the sources' content (checked separately, by size, time and hash). */
+export function inputKey(entries: SourceEntry[], inputs: Inputs): string {
+  const identity = { FORMAT, sources: entries.map((e) => e.id), ...inputs };
+  return createHash('sha256').update(JSON.stringify(identity)).digest('hex');
+}
+
+function reusable(out: string, key: string, entries: SourceEntry[]): DatasetMeta | undefined {
+  if (!isPreparedDataset(out)) return undefined;
+  let meta: DatasetMeta;
+  try {
+    meta = readMeta(out);
+  } catch (e) {
+    if (e instanceof DataError) return undefined; // damaged or foreign: rebuild
+    throw e;
+  }
+  return meta.key === key && entries.every((e, i) => unchanged(e, meta.sources[i])) ? meta : undefined;
+}
+
+/** Same size and modification time, or (a copied file) same size and content. */
+function unchanged(entry: SourceEntry, record: SourceRecord | undefined): boolean {
+  if (!record || record.source !== entry.id) return false;
+  if (entry.kind === 'corpus') return true; // shipped with the package-lock's version
+  const stat = statSync(entry.path);
+  if (stat.size !== record.bytes) return false;
+  return stat.mtimeMs === record.mtimeMs || sha256File(entry.path) === record.sha256;
+}
+
+function sha256File(path: string): string {
+  const hash = createHash('sha256');
+  const block = Buffer.alloc(1 << 20);
+  const fd = openSync(path, 'r');
+  try {
+    for (let n; (n = readSync(fd, block)) > 0;) hash.update(block.subarray(0, n));
+  } finally {
+    closeSync(fd);
+  }
+  return hash.digest('hex');
+}
+
+interface BuildContext {
+  started: number;
+  shardTokens?: number;
+  onProgress?(p: PrepareProgress): void;
+  signal?: AbortSignal;
+}
+
+async function build(dir: string, entries: SourceEntry[], inputs: Inputs, key: string, workers: number, ctx: BuildContext) {
+  const info = tokenizerInfo(inputs.tokenizer);
+  const dtype = dtypeFor(info.vocabSize);
+  const writers: Record<Split, SplitWriter> = {
+    train: new SplitWriter(dir, 'train', dtype, ctx.shardTokens ?? DEFAULTS.shardTokens),
+    val: new SplitWriter(dir, 'val', dtype, ctx.shardTokens ?? DEFAULTS.shardTokens),
+  };
+  const totalSourceBytes = entries.reduce((n, e) => n + ('bytes' in e ? e.bytes : 0), 0);
+  const tally = { sourceBytes: 0, documents: 0, tokens: 0, badLines: 0, emptyDocuments: 0, badExamples: [] as string[] };
+  const perSource = new Map<string, number>();
+  const sources: SourceRecord[] = [];
+  const write = (source: string, r: ChunkResult) => {
+    let at = 0;
+    for (const length of r.lengths) {
+      const split = hash32(inputs.splitSeed, tally.documents) / 2 ** 32 < inputs.valFraction ? 'val' : 'train';
+      writers[split].add(r.tokens.subarray(at, at + length));
+      at += length;
+      tally.documents++;
+    }
+    perSource.set(source, (perSource.get(source) ?? 0) + r.lengths.length);
+    tally.tokens += r.tokens.length;
+    tally.badLines += r.badLines;
+    tally.emptyDocuments += r.emptyDocuments;
+    tally.badExamples.push(...r.badExamples.slice(0, 5 - tally.badExamples.length));
+    ctx.onProgress?.({ ...tally, totalSourceBytes: Math.max(totalSourceBytes, tally.sourceBytes), seconds: (performance.now() - ctx.started) / 1000 });
+  };
+
+  const pool = await startPool(inputs, workers);
+  try {
+    const inFlight: { source: string; result: Promise<ChunkResult> }[] = [];
+    const progress = { onBytes: (n: number) => { tally.sourceBytes += n; }, onSource: (r: SourceRecord) => { sources.push(r); } };
+    for await (const chunk of readChunks(entries, progress)) {
+      ctx.signal?.throwIfAborted();
+      const result = pool.run(chunk);
+      result.catch(() => {}); // awaited in order below; a later chunk's failure must not be an unhandled rejection meanwhile
+      inFlight.push({ source: chunk.source, result });
+      if (inFlight.length >= pool.capacity) {
+        const next = inFlight.shift()!;
+        write(next.source, await next.result);
+      }
+    }
+    for (const next of inFlight) write(next.source, await next.result);
+  } finally {
+    await pool.close();
+  }
+  ctx.signal?.throwIfAborted();
+  checkEverySourceHasDocuments(entries, perSource);
+  const split = { train: writers.train.finish(), val: writers.val.finish() };
+  checkSplit(split.train.documents, split.val.documents, inputs.valFraction);
+  const meta: DatasetMeta = {
+    format: FORMAT, key, tokenizer: info.name, vocabSize: info.vocabSize, eot: info.eot, dtype,
+    textField: inputs.textField, sources,
+    split: { rule: SPLIT_RULE, seed: inputs.splitSeed, valFraction: inputs.valFraction },
+    train: split.train, val: split.val,
+    skipped: { badLines: tally.badLines, emptyDocuments: tally.emptyDocuments },
+    created: new Date().toISOString(),
+  };
+  return { meta, badExamples: tally.badExamples };
+}
+
+function checkEverySourceHasDocuments(entries: SourceEntry[], perSource: Map<string, number>): void {
+  for (const e of entries) {
+    if (!perSource.get(e.id)) throw new DataError(`${e.id}: no documents (every line is blank, has empty text or was skipped as bad)`);
+  }
+}
+
+function checkSplit(train: number, val: number, valFraction: number): void {
+  if (val === 0 || train === 0) {
+    const empty = val === 0 ? 'validation' : 'training';
+    throw new DataError(
+      `the split left the ${empty} set empty (${train + val} documents at val_fraction ${valFraction}); ` +
+      `${val === 0 ? 'raise' : 'lower'} --val-fraction (data.val_fraction) or add documents`);
+  }
+}
+
+/** Renames the finished folder to `out`, replacing what was there (the previous dataset, or an empty folder). */
+function moveIntoPlace(tmp: string, out: string): void {
+  if (!existsSync(out)) {
+    renameSync(tmp, out);
+    return;
+  }
+  const old = `${out}.old-${process.pid}-${Date.now()}`;
+  renameSync(out, old);
+  renameSync(tmp, out);
+  rmSync(old, { recursive: true, force: true });
+}
+
+/** Removes `.partial-`/`.old-` siblings of `out` left by prepares that were killed (their process is gone). */
+function removeAbandoned(out: string): void {
+  const parent = dirname(out);
+  if (!existsSync(parent)) return;
+  const pattern = new RegExp(`^${escapeRegExp(basename(out))}\\.(partial|old)-(\\d+)-\\d+$`);
+  for (const name of readdirSync(parent)) {
+    const match = pattern.exec(name);
+    if (match && !isAlive(Number(match[2]))) rmSync(join(parent, name), { recursive: true, force: true });
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');

@@ -1,0 +1,90 @@
+// What a training run reads: the config's data (a prepared dataset folder, or
+// sources prepared on first use into a cache and reused after), checked
+// against the model, as batches with a resumable position.
+
+import { join, resolve } from 'node:path';
+import { type Batching, type BatchPosition, Batches, validationBatches } from './batches.ts';
+import { type DatasetMeta, isPreparedDataset, openDataset } from './dataset.ts';
+import { DataError } from './errors.ts';
+import { DEFAULTS, inputKey, prepareDataset } from './prepare.ts';
+import { resolveSources } from './sources.ts';
+import { tokenizerInfo } from './tokenizers.ts';
+
+/** The config's `data:` section, as the data module needs it. */
+export interface DataSpec {
+  corpus: string;
+  /** Files, folders, globs or corpus names; or one prepared dataset folder. Replaces `corpus` when given. */
+  source?: string | string[];
+  text_field?: string;
+  tokenizer: string;
+  val_fraction: number;
+  split_seed?: number;
+  skip_bad_lines?: boolean;
+  batching: Batching;
+}
+
+export interface BatchSpec {
+  batchSize: number;
+  seqLen: number;
+  seed: number;
+  evalBatches: number;
+  /** The model's embedding rows: every token id must be below it. */
+  vocabSize: number;
+}
+
+/** The train loop's TrainingData (src/train/trainer.ts). */
+export interface TrainingBatches {
+  nextBatch(): Int32Array;
+  /** Truncate batching only: loss weights of the last batch, 0 on padding. */
+  lastBatchWeights?(): Float32Array;
+  position(): BatchPosition;
+  seek(position: unknown): void;
+  validation: Int32Array[];
+  validationWeights?: Float32Array[];
+  /** Tokens in the training split. */
+  tokens: number;
+}
+
+export async function trainingBatches(data: DataSpec, batch: BatchSpec, cacheDir: string): Promise<TrainingBatches> {
+  const dir = await datasetFor(data, cacheDir);
+  const { meta, train, val } = openDataset(dir, batch.vocabSize);
+  checkFits(dir, meta, data, batch.vocabSize);
+  const batches = Batches.of(data.batching, train, batch.batchSize, batch.seqLen, batch.seed, meta.eot);
+  const validation = validationBatches(data.batching, val, batch.batchSize, batch.seqLen, batch.evalBatches, meta.eot);
+  return {
+    nextBatch: () => batches.next(),
+    ...(data.batching === 'truncate' && { lastBatchWeights: () => batches.lastWeights()! }),
+    position: () => batches.position(),
+    seek: (p) => batches.seek(p as BatchPosition),
+    validation: validation.tokens,
+    ...(validation.weights && { validationWeights: validation.weights }),
+    tokens: train.length,
+  };
+}
+
+/** The prepared folder the config names, or its sources' cache folder (prepared now unless up to date). */
+async function datasetFor(data: DataSpec, cacheDir: string): Promise<string> {
+  const specs = data.source === undefined ? [data.corpus] : [data.source].flat();
+  if (specs.length === 1 && isPreparedDataset(specs[0])) return specs[0];
+  const inputs = {
+    tokenizer: tokenizerInfo(data.tokenizer).name,
+    textField: data.text_field ?? DEFAULTS.textField,
+    valFraction: data.val_fraction,
+    splitSeed: data.split_seed ?? DEFAULTS.splitSeed,
+    skipBadLines: data.skip_bad_lines ?? false,
+  };
+  const out = join(resolve(cacheDir), inputKey(resolveSources(specs), inputs).slice(0, 16));
+  return (await prepareDataset({ sources: specs, out, ...inputs })).dir;
+}
+
+/** A prepared folder must match what the config says about it: the config is the run's record. */
+function checkFits(dir: string, meta: DatasetMeta, data: DataSpec, vocabSize: number): void {
+  const mismatch = (key: string, config: unknown, dataset: unknown) => new DataError(
+    `${dir} was prepared with ${key} ${dataset}, but the config's data.${key} is ${config}; set data.${key}: ${dataset} (or prepare the dataset again)`);
+  if (meta.tokenizer !== data.tokenizer) throw mismatch('tokenizer', data.tokenizer, meta.tokenizer);
+  if (meta.split.valFraction !== data.val_fraction) throw mismatch('val_fraction', data.val_fraction, meta.split.valFraction);
+  if (meta.split.seed !== (data.split_seed ?? DEFAULTS.splitSeed)) throw mismatch('split_seed', data.split_seed ?? DEFAULTS.splitSeed, meta.split.seed);
+  if (meta.vocabSize > vocabSize) {
+    throw new DataError(`${dir}: tokenizer ${meta.tokenizer} has ${meta.vocabSize} tokens but model.vocab_size is ${vocabSize}; set model.vocab_size to at least ${meta.vocabSize}`);
+  }
+}
