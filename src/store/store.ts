@@ -115,8 +115,13 @@ interface RunColumns {
 export class RunStore {
   private constructor(private readonly db: Database.Database, readonly file: string) {}
 
-  /** Opens (creating the file, its folders and tables if need be) the store at `file`. */
-  static open(file: string): RunStore {
+  /**
+   * Opens (creating the file, its folders and tables if need be) the store at `file`.
+   * `readonly` opens an existing file without writing to it (reports, listings:
+   * a reader must not write a file that a worker on another machine owns).
+   */
+  static open(file: string, options: { readonly?: boolean } = {}): RunStore {
+    if (options.readonly) return RunStore.openReadonly(file);
     mkdirSync(path.dirname(file), { recursive: true });
     const db = new Database(file);
     // busy_timeout first: the journal-mode switch itself can meet another writer.
@@ -133,8 +138,32 @@ export class RunStore {
     return new RunStore(db, file);
   }
 
+  private static openReadonly(file: string): RunStore {
+    const db = new Database(file, { readonly: true, fileMustExist: true });
+    db.pragma('busy_timeout = 10000');
+    const version = db.pragma('user_version', { simple: true }) as number;
+    if (version > SCHEMA_VERSION) {
+      db.close();
+      throw new StoreError(`${file}: store schema version ${version} is newer than this normlab's ${SCHEMA_VERSION}`);
+    }
+    return new RunStore(db, file);
+  }
+
   close(): void {
     this.db.close();
+  }
+
+  /**
+   * Leaves the file as one self-contained database (rollback journal, no -wal or
+   * -shm beside it), so readers on other machines need no shared memory; opening
+   * it for writing again switches it back to WAL. A no-op while others have it open.
+   */
+  seal(): void {
+    try {
+      this.db.pragma('journal_mode = DELETE');
+    } catch (e) {
+      if ((e as { code?: string }).code !== 'SQLITE_BUSY') throw e;
+    }
   }
 
   createRun(r: NewRun): void {
@@ -234,6 +263,20 @@ export class RunStore {
     const rows = this.db.prepare('SELECT step, param, value FROM param_metrics WHERE run_id = ? AND name = ? ORDER BY step, param')
       .all(runId, name) as { step: number; param: string; value: number | null }[];
     return rows.map((r) => ({ ...r, value: r.value ?? NaN }));
+  }
+
+  /** Every metric row of one run, table by table, for exports; `index` is the layer, the parameter, or null. */
+  *metricRows(runId: string): Generator<{ kind: 'scalar' | 'layer' | 'param'; step: number; name: string; index: number | string | null; value: number }> {
+    const queries = [
+      ['scalar', 'SELECT step, name, NULL AS idx, value FROM scalars WHERE run_id = ? ORDER BY name, step'],
+      ['layer', 'SELECT step, name, layer AS idx, value FROM layer_metrics WHERE run_id = ? ORDER BY name, step, layer'],
+      ['param', 'SELECT step, name, param AS idx, value FROM param_metrics WHERE run_id = ? ORDER BY name, step, param'],
+    ] as const;
+    for (const [kind, sql] of queries) {
+      for (const r of this.db.prepare(sql).iterate(runId) as Iterable<{ step: number; name: string; idx: number | string | null; value: number | null }>) {
+        yield { kind, step: r.step, name: r.name, index: r.idx, value: r.value ?? NaN };
+      }
+    }
   }
 
   /** Rows per metric table for one run. */

@@ -1,0 +1,61 @@
+// normlab report [--sweep NAME] [--format table|md|csv|json] [--out DIR] …
+import { Option, type Command } from 'commander';
+import { runFacts } from '../report/facts.ts';
+import { gatherRuns } from '../report/gather.ts';
+import { buildReport, renderReport, writeReport } from '../report/report.ts';
+import { FORMATS, type Format } from '../report/tables.ts';
+import { UsageError } from './common.ts';
+
+interface ReportFlags {
+  sweep?: string;
+  runsDir: string;
+  format: Format;
+  out?: string;
+  figures: string;
+  longCsv: boolean;
+  title?: string;
+}
+
+const FIGURE_KINDS = ['svg', 'png'] as const;
+
+function figureKinds(text: string): ('svg' | 'png')[] {
+  if (text === 'none') return [];
+  const kinds = text.split(',').map((s) => s.trim());
+  const bad = kinds.filter((k) => !(FIGURE_KINDS as readonly string[]).includes(k));
+  if (bad.length) throw new UsageError(`--figures: expected svg, png, svg,png or none, got ${text}`);
+  return kinds as ('svg' | 'png')[];
+}
+
+export function registerReport(program: Command): void {
+  program
+    .command('report')
+    .description('tables (headline perplexity, per-block diagnostics), figures and a long CSV from the stored runs')
+    .option('--sweep <name>', 'only the runs of this sweep')
+    .option('--runs-dir <dir>', 'where the runs are: its *.sqlite and every <run>/run.sqlite', 'runs')
+    .addOption(new Option('--format <format>', 'table format').choices(FORMATS).default('table'))
+    .option('--out <dir>', 'write report.<ext>, figures/ and metrics.csv there instead of printing the tables')
+    .option('--figures <kinds>', 'with --out: svg, png, svg,png or none', 'svg,png')
+    .option('--no-long-csv', 'with --out: skip metrics.csv (every metric of every run)')
+    .option('--title <text>', 'the report\'s title')
+    .action(async (flags: ReportFlags) => {
+      const kinds = figureKinds(flags.figures);
+      const gathered = gatherRuns(flags.runsDir, flags.sweep ? { sweep: flags.sweep } : {});
+      try {
+        for (const why of gathered.unreadable) console.error(`normlab: warning: skipped ${why}`);
+        if (gathered.runs.length === 0) {
+          throw new UsageError(`no runs${flags.sweep ? ` of sweep ${flags.sweep}` : ''} in ${flags.runsDir} (see normlab runs --runs-dir ${flags.runsDir})`);
+        }
+        const facts = runFacts(gathered.runs);
+        const title = flags.title ?? (flags.sweep ? `Sweep ${flags.sweep}` : `Runs in ${flags.runsDir}`);
+        const report = buildReport(facts, title);
+        if (!flags.out) {
+          process.stdout.write(renderReport(report, flags.format));
+          return;
+        }
+        const files = await writeReport(flags.out, report, facts, { format: flags.format, figures: kinds, longCsv: flags.longCsv });
+        console.log(`wrote ${files.length} files to ${flags.out}: ${files.map((f) => f.slice(flags.out!.length).replace(/^\//, '')).join(', ')}`);
+      } finally {
+        gathered.close();
+      }
+    });
+}

@@ -1,0 +1,152 @@
+// What the report says about each run, read from the store: its strategy, its
+// model size, the row it belongs to, its final validation numbers and its
+// per-block diagnostics. Nothing here imports the model.
+import type { RunConfig } from '../config/schema.ts';
+import { PRESETS } from '../config/presets.ts';
+import type { RunStatus } from '../store/store.ts';
+import type { GatheredRun } from './gather.ts';
+
+/** The papers' names, in the order Mix-LN's tables use, then the rest. */
+export const STRATEGY_LABELS: Record<string, string> = {
+  post: 'Post-LN', deepnorm: 'DeepNorm', pre: 'Pre-LN', mix: 'Mix-LN', lns: 'LNS', peri: 'Peri-LN',
+  sandwich: 'Sandwich-LN', hybridnorm: 'HybridNorm', hybridnorm_star: 'HybridNorm*', dyt: 'DyT', none: 'no norm',
+};
+
+export const STRATEGY_COLOURS: Record<string, string> = {
+  post: '#d62728', deepnorm: '#8c564b', pre: '#1f77b4', mix: '#2ca02c', lns: '#9467bd', peri: '#ff7f0e',
+  sandwich: '#e377c2', hybridnorm: '#7f7f7f', hybridnorm_star: '#17becf', dyt: '#bcbd22', none: '#000000',
+};
+
+export interface Size {
+  label: string;
+  /** Parameters in the blocks (attention 4d² + SwiGLU 3·d·ffn per block): orders sizes; no model import needed. */
+  blockParams: number;
+  layers: number;
+}
+
+/** Per-block values at each diagnostic step: steps ascending, values[i][block - 1]. */
+export interface LayerSeries {
+  steps: number[];
+  values: number[][];
+}
+
+export interface RunFacts {
+  id: string;
+  sweep: string | null;
+  status: RunStatus;
+  seed: number;
+  strategy: string;
+  size: Size;
+  /** Row label: the strategy, plus any setting that varies between runs of one size (e.g. mix_alpha). */
+  group: string;
+  step: number;
+  totalSteps: number;
+  divergedStep: number | null;
+  backend: string;
+  valLoss?: number;
+  valPpl?: number;
+  gradNorm: LayerSeries;
+  outputVar: LayerSeries;
+  source: GatheredRun;
+}
+
+/** Keys that never split a row: labels, paths, cadences, the seed, the strategy and the size itself. */
+const NOT_GROUPING = new Set([
+  'name', 'model_preset', 'train.seed', 'train.log_every', 'train.diag_every', 'train.checkpoint_every',
+  'train.keep_checkpoints', 'model.norm', 'model.vocab_size', 'model.d_model', 'model.n_layers',
+  'model.n_heads', 'model.ffn_dim',
+]);
+
+export function runFacts(runs: GatheredRun[]): RunFacts[] {
+  const sizes = runs.map((r) => sizeOf(r.record.config));
+  const extras = groupingKeys(runs.map((r) => r.record.config), sizes.map((s) => s.label));
+  return runs.map((g, i) => {
+    const { record, store } = g;
+    const config = record.config;
+    const extra = extras.map((k) => `${k.split('.').at(-1)}=${JSON.stringify(flatten(config)[k])}`).join(' ');
+    const valLoss = store.scalarSeries(record.id, 'val/loss').at(-1)?.value;
+    const valPpl = store.scalarSeries(record.id, 'val/ppl').at(-1)?.value;
+    return {
+      id: record.id, sweep: record.sweep, status: record.status, seed: record.seed,
+      strategy: config.model.norm, size: sizes[i]!,
+      group: `${strategyLabel(config.model.norm)}${extra ? ` ${extra}` : ''}`,
+      step: record.step, totalSteps: record.totalSteps, divergedStep: record.divergedStep, backend: record.backend,
+      ...(valLoss !== undefined && { valLoss }),
+      ...(valPpl !== undefined && { valPpl }),
+      gradNorm: layerSeries(g, 'grad_norm', config.model.n_layers),
+      outputVar: layerSeries(g, 'output_var', config.model.n_layers),
+      source: g,
+    };
+  });
+}
+
+export function strategyLabel(strategy: string): string {
+  return STRATEGY_LABELS[strategy] ?? strategy;
+}
+
+export function strategyRank(strategy: string): number {
+  const i = Object.keys(STRATEGY_LABELS).indexOf(strategy);
+  return i < 0 ? Object.keys(STRATEGY_LABELS).length : i;
+}
+
+export function sizeOf(config: RunConfig): Size {
+  const m = config.model;
+  const preset = config.model_preset !== undefined ? PRESETS[config.model_preset] : undefined;
+  const matchesPreset = preset !== undefined && (['d_model', 'n_layers', 'ffn_dim'] as const).every((k) => preset[k] === m[k]);
+  return {
+    label: matchesPreset ? `${config.model_preset} (${m.n_layers}L d${m.d_model})` : `${m.n_layers}L d${m.d_model}`,
+    blockParams: m.n_layers * (4 * m.d_model * m.d_model + 3 * m.d_model * m.ffn_dim),
+    layers: m.n_layers,
+  };
+}
+
+/** Settings that differ between two runs of the same size: they split rows. */
+function groupingKeys(configs: RunConfig[], sizeLabels: string[]): string[] {
+  const flat = configs.map((c) => flatten(c));
+  const keys = [...new Set(flat.flatMap((f) => Object.keys(f)))].filter((k) => !NOT_GROUPING.has(k) && !k.startsWith('output.'));
+  return keys.filter((k) => flat.some((a, i) => flat.some((b, j) =>
+    sizeLabels[i] === sizeLabels[j] && JSON.stringify(a[k]) !== JSON.stringify(b[k]))));
+}
+
+function flatten(obj: object, prefix = ''): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(obj).flatMap(([k, v]) =>
+    v !== null && typeof v === 'object' && !Array.isArray(v) ? Object.entries(flatten(v, `${prefix}${k}.`)) : [[`${prefix}${k}`, v]]));
+}
+
+function layerSeries(g: GatheredRun, name: string, layers: number): LayerSeries {
+  const byStep = new Map<number, number[]>();
+  for (const r of g.store.layerSeries(g.record.id, name)) {
+    const row = byStep.get(r.step) ?? Array<number>(layers).fill(NaN);
+    if (r.layer >= 1 && r.layer <= layers) row[r.layer - 1] = r.value;
+    byStep.set(r.step, row);
+  }
+  const steps = [...byStep.keys()].sort((a, b) => a - b);
+  return { steps, values: steps.map((s) => byStep.get(s)!) };
+}
+
+export function mean(vs: number[]): number {
+  const ok = vs.filter(Number.isFinite);
+  return ok.length ? ok.reduce((a, b) => a + b, 0) / ok.length : NaN;
+}
+
+/** Sample standard deviation (n − 1); null for fewer than two values. */
+export function std(vs: number[]): number | null {
+  if (vs.length < 2) return null;
+  const m = mean(vs);
+  return Math.sqrt(vs.reduce((a, v) => a + (v - m) ** 2, 0) / (vs.length - 1));
+}
+
+/** Groups in the papers' strategy order, then by label. */
+export function orderedGroups(facts: RunFacts[]): string[] {
+  const first = new Map<string, RunFacts>();
+  for (const f of facts) if (!first.has(f.group)) first.set(f.group, f);
+  return [...first.values()]
+    .sort((a, b) => strategyRank(a.strategy) - strategyRank(b.strategy) || (a.group < b.group ? -1 : a.group > b.group ? 1 : 0))
+    .map((f) => f.group);
+}
+
+export function orderedSizes(facts: RunFacts[]): Size[] {
+  const bySize = new Map<string, Size>();
+  for (const f of facts) bySize.set(f.size.label, f.size);
+  return [...bySize.values()].sort((a, b) => a.blockParams - b.blockParams);
+}

@@ -1,0 +1,259 @@
+// A small SVG plotter: line plots (linear or log axes, error bars, legend) and
+// heatmap panels with a colour bar. Plain strings, no browser, so figures are
+// made wherever the report runs and stay small enough to commit.
+
+export interface Axis {
+  label: string;
+  log?: boolean;
+  /** Whole-number ticks only (blocks, steps). */
+  integer?: boolean;
+}
+
+export interface Series {
+  label: string;
+  color: string;
+  /** SVG stroke-dasharray; absent: solid. */
+  dash?: string;
+  points: { x: number; y: number; err?: number }[];
+  /** Draw a marker at each point (always on for one-point series). */
+  markers?: boolean;
+  /** No connecting line: points only. */
+  noLine?: boolean;
+  /** Leave out of the legend (e.g. a run's validation points, which share its colour). */
+  noLegend?: boolean;
+}
+
+export interface LinePlot {
+  title: string;
+  subtitle?: string;
+  x: Axis;
+  y: Axis;
+  series: Series[];
+}
+
+export interface HeatPanel {
+  title: string;
+  /** Column coordinates (e.g. steps) and row coordinates (e.g. blocks), ascending. */
+  xs: number[];
+  ys: number[];
+  /** values[row][col]; NaN is drawn grey. */
+  values: number[][];
+}
+
+export interface Heatmap {
+  title: string;
+  subtitle?: string;
+  x: Axis;
+  y: Axis;
+  colour: Axis;
+  panels: HeatPanel[];
+  /** Panels per row (default: up to 3). */
+  columns?: number;
+}
+
+const FONT = 'font-family="DejaVu Sans, Arial, Helvetica, sans-serif"';
+const W = 760;
+const H = 460;
+const M = { top: 56, right: 190, bottom: 56, left: 78 };
+
+export function esc(text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+}
+
+const f = (v: number) => (Math.round(v * 100) / 100).toString();
+
+interface Scale {
+  map(v: number): number;
+  ticks: number[];
+}
+
+/** Linear or log10 scale over the data range, padded, with readable ticks. */
+export function scale(values: number[], axis: Axis, from: number, to: number): Scale {
+  const finite = values.filter((v) => Number.isFinite(v) && (!axis.log || v > 0));
+  let lo = finite.length ? Math.min(...finite) : axis.log ? 1 : 0;
+  let hi = finite.length ? Math.max(...finite) : axis.log ? 10 : 1;
+  if (axis.log) {
+    let [a, b] = [Math.log10(lo), Math.log10(hi)];
+    if (b - a < 1e-9) { a -= 0.5; b += 0.5; }
+    const pad = (b - a) * 0.05;
+    [a, b] = [a - pad, b + pad];
+    return { map: (v) => from + ((Math.log10(v) - a) / (b - a)) * (to - from), ticks: logTicks(a, b) };
+  }
+  if (hi - lo < 1e-12) { lo -= Math.abs(lo) * 0.1 || 1; hi += Math.abs(hi) * 0.1 || 1; }
+  const pad = (hi - lo) * 0.05;
+  [lo, hi] = [lo - pad, hi + pad];
+  return { map: (v) => from + ((v - lo) / (hi - lo)) * (to - from), ticks: linearTicks(lo, hi, axis.integer) };
+}
+
+function linearTicks(lo: number, hi: number, integer = false, target = 6): number[] {
+  const raw = (hi - lo) / target;
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const nice = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? 10 * mag;
+  const step = integer ? Math.max(1, Math.round(nice)) : nice;
+  const ticks: number[] = [];
+  for (let t = Math.ceil(lo / step) * step; t <= hi + step * 1e-9; t += step) ticks.push(Math.abs(t) < step * 1e-9 ? 0 : t);
+  return ticks;
+}
+
+/** Powers of ten, with 2× and 5× between them when the range spans under two decades. */
+function logTicks(a: number, b: number): number[] {
+  const mults = b - a < 2 ? [1, 2, 5] : [1];
+  const ticks: number[] = [];
+  for (let e = Math.floor(a); e <= Math.ceil(b); e++) {
+    for (const m of mults) {
+      const t = m * 10 ** e;
+      if (Math.log10(t) >= a && Math.log10(t) <= b) ticks.push(t);
+    }
+  }
+  return ticks.length >= 2 ? ticks : linearTicks(10 ** a, 10 ** b).filter((t) => t > 0);
+}
+
+export function tickLabel(v: number): string {
+  if (v === 0) return '0';
+  const a = Math.abs(v);
+  if (a >= 1e5 || a < 1e-3) return Number(v.toPrecision(2)).toExponential().replace('e+', 'e');
+  return Number(v.toPrecision(3)).toString();
+}
+
+function frame(width: number, height: number, title: string, subtitle: string | undefined, body: string[]): string {
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" ${FONT}>`,
+    `<rect width="${width}" height="${height}" fill="white"/>`,
+    `<text x="${width / 2}" y="24" text-anchor="middle" font-size="16" font-weight="bold">${esc(title)}</text>`,
+    subtitle ? `<text x="${width / 2}" y="42" text-anchor="middle" font-size="12" fill="#444">${esc(subtitle)}</text>` : '',
+    ...body,
+    '</svg>',
+  ].filter(Boolean).join('\n') + '\n';
+}
+
+/** Axes with ticks, grid and labels around the box (x0, y0)–(x1, y1). */
+function axes(box: { x0: number; y0: number; x1: number; y1: number }, xs: Scale, ys: Scale, x: Axis, y: Axis, fontSize = 12): string[] {
+  const out = [`<rect x="${f(box.x0)}" y="${f(box.y0)}" width="${f(box.x1 - box.x0)}" height="${f(box.y1 - box.y0)}" fill="none" stroke="#333"/>`];
+  for (const t of xs.ticks) {
+    const px = f(xs.map(t));
+    out.push(`<line x1="${px}" y1="${f(box.y0)}" x2="${px}" y2="${f(box.y1)}" stroke="#e4e4e4"/>`);
+    out.push(`<text x="${px}" y="${f(box.y1 + 16)}" text-anchor="middle" font-size="${fontSize - 1}">${tickLabel(t)}</text>`);
+  }
+  for (const t of ys.ticks) {
+    const py = f(ys.map(t));
+    out.push(`<line x1="${f(box.x0)}" y1="${py}" x2="${f(box.x1)}" y2="${py}" stroke="#e4e4e4"/>`);
+    out.push(`<text x="${f(box.x0 - 6)}" y="${py}" dy="4" text-anchor="end" font-size="${fontSize - 1}">${tickLabel(t)}</text>`);
+  }
+  const cx = (box.x0 + box.x1) / 2;
+  const cy = (box.y0 + box.y1) / 2;
+  out.push(`<text x="${f(cx)}" y="${f(box.y1 + 36)}" text-anchor="middle" font-size="${fontSize + 1}">${esc(x.label)}${x.log ? ' (log scale)' : ''}</text>`);
+  out.push(`<text transform="translate(${f(box.x0 - 56)},${f(cy)}) rotate(-90)" text-anchor="middle" font-size="${fontSize + 1}">${esc(y.label)}${y.log ? ' (log scale)' : ''}</text>`);
+  return out;
+}
+
+function legend(series: Series[], x: number, y: number): string[] {
+  const out: string[] = [];
+  series.filter((s) => !s.noLegend).forEach((s, i) => {
+    const yy = y + i * 18;
+    const dash = s.dash ? ` stroke-dasharray="${s.dash}"` : '';
+    out.push(`<line x1="${x}" y1="${yy}" x2="${x + 24}" y2="${yy}" stroke="${s.color}" stroke-width="2.5"${dash}/>`);
+    if (s.markers || s.noLine) out.push(`<circle cx="${x + 12}" cy="${yy}" r="3.5" fill="${s.color}"/>`);
+    out.push(`<text x="${x + 30}" y="${yy}" dy="4" font-size="12">${esc(s.label)}</text>`);
+  });
+  return out;
+}
+
+export function linePlot(p: LinePlot): string {
+  const box = { x0: M.left, y0: M.top, x1: W - M.right, y1: H - M.bottom };
+  const pts = p.series.flatMap((s) => s.points);
+  const ys = pts.flatMap((q) => (q.err ? [q.y - q.err, q.y + q.err] : [q.y]));
+  const xs = scale(pts.map((q) => q.x), p.x, box.x0, box.x1);
+  const yScale = scale(ys, p.y, box.y1, box.y0);
+  const ok = (q: { x: number; y: number }) => Number.isFinite(q.x) && Number.isFinite(q.y) && (!p.y.log || q.y > 0) && (!p.x.log || q.x > 0);
+  const body = axes(box, xs, yScale, p.x, p.y);
+  body.push(`<clipPath id="plot"><rect x="${box.x0}" y="${box.y0}" width="${box.x1 - box.x0}" height="${box.y1 - box.y0}"/></clipPath>`);
+  for (const s of p.series) {
+    const good = s.points.filter(ok);
+    const dash = s.dash ? ` stroke-dasharray="${s.dash}"` : '';
+    if (!s.noLine && good.length > 1) {
+      const d = good.map((q, i) => `${i ? 'L' : 'M'}${f(xs.map(q.x))},${f(yScale.map(q.y))}`).join('');
+      body.push(`<path d="${d}" fill="none" stroke="${s.color}" stroke-width="1.8"${dash} clip-path="url(#plot)"/>`);
+    }
+    for (const q of good) {
+      const [cx, cy] = [f(xs.map(q.x)), f(yScale.map(q.y))];
+      if (q.err && q.err > 0) {
+        const lo = p.y.log ? Math.max(q.y - q.err, q.y / 100) : q.y - q.err;
+        body.push(`<line x1="${cx}" y1="${f(yScale.map(lo))}" x2="${cx}" y2="${f(yScale.map(q.y + q.err))}" stroke="${s.color}" stroke-width="1.5"/>`);
+      }
+      if (s.markers || s.noLine || good.length === 1) body.push(`<circle cx="${cx}" cy="${cy}" r="3.5" fill="${s.color}"/>`);
+    }
+  }
+  body.push(...legend(p.series, W - M.right + 16, M.top + 8));
+  return frame(W, H, p.title, p.subtitle, body);
+}
+
+/** Perceptually ordered colours (viridis anchors), interpolated. */
+const VIRIDIS = ['#440154', '#414487', '#2a788e', '#22a884', '#7ad151', '#fde725'];
+
+export function colourAt(t: number): string {
+  if (!Number.isFinite(t)) return '#bbbbbb';
+  const u = Math.min(1, Math.max(0, t)) * (VIRIDIS.length - 1);
+  const i = Math.min(VIRIDIS.length - 2, Math.floor(u));
+  const [a, b] = [VIRIDIS[i]!, VIRIDIS[i + 1]!].map((h) => [1, 3, 5].map((k) => parseInt(h.slice(k, k + 2), 16)));
+  const c = a!.map((v, k) => Math.round(v + (b![k]! - v) * (u - i)));
+  return `#${c.map((v) => v.toString(16).padStart(2, '0')).join('')}`;
+}
+
+export function heatmap(h: Heatmap): string {
+  const cols = Math.max(1, Math.min(h.panels.length, h.columns ?? 3));
+  const rows = Math.ceil(h.panels.length / cols);
+  const pw = 250;
+  const ph = 200;
+  const top = 84;
+  const width = 70 + cols * (pw + 70) + 90;
+  const height = top + rows * (ph + 70);
+  const all = h.panels.flatMap((p) => p.values.flat()).filter((v) => Number.isFinite(v) && (!h.colour.log || v > 0));
+  const tr = (v: number) => (h.colour.log ? Math.log10(v) : v);
+  const lo = all.length ? Math.min(...all.map(tr)) : 0;
+  const hi = all.length ? Math.max(...all.map(tr)) : 1;
+  const t = (v: number) => (Number.isFinite(v) && (!h.colour.log || v > 0) ? (tr(v) - lo) / (hi - lo || 1) : NaN);
+  const body: string[] = [];
+  h.panels.forEach((p, i) => {
+    const x0 = 70 + (i % cols) * (pw + 70);
+    const y0 = top + Math.floor(i / cols) * (ph + 70);
+    const box = { x0, y0, x1: x0 + pw, y1: y0 + ph };
+    const cw = pw / Math.max(1, p.xs.length);
+    const rh = ph / Math.max(1, p.ys.length);
+    p.values.forEach((row, r) => row.forEach((v, c) => {
+      // Row 0 (block 1) at the bottom, as depth goes up the axis.
+      body.push(`<rect x="${f(x0 + c * cw)}" y="${f(box.y1 - (r + 1) * rh)}" width="${f(cw + 0.3)}" height="${f(rh + 0.3)}" fill="${colourAt(t(v))}"/>`);
+    }));
+    body.push(`<rect x="${x0}" y="${y0}" width="${pw}" height="${ph}" fill="none" stroke="#333"/>`);
+    body.push(`<text x="${x0 + pw / 2}" y="${y0 - 6}" text-anchor="middle" font-size="13" font-weight="bold">${esc(p.title)}</text>`);
+    for (const [k, label] of edgeTicks(p.xs)) {
+      body.push(`<text x="${f(x0 + (k + 0.5) * cw)}" y="${y0 + ph + 14}" text-anchor="middle" font-size="10">${label}</text>`);
+    }
+    for (const [k, label] of edgeTicks(p.ys)) {
+      body.push(`<text x="${x0 - 5}" y="${f(box.y1 - (k + 0.5) * rh)}" dy="3" text-anchor="end" font-size="10">${label}</text>`);
+    }
+    body.push(`<text x="${x0 + pw / 2}" y="${y0 + ph + 30}" text-anchor="middle" font-size="11">${esc(h.x.label)}</text>`);
+    body.push(`<text transform="translate(${x0 - 32},${y0 + ph / 2}) rotate(-90)" text-anchor="middle" font-size="11">${esc(h.y.label)}</text>`);
+  });
+  body.push(...colourBar(width - 70, top, Math.min(260, rows * ph), lo, hi, h.colour));
+  return frame(width, height, h.title, h.subtitle, body);
+}
+
+/** At most ~6 evenly spaced labels, always the first and last. */
+function edgeTicks(vs: number[]): [number, string][] {
+  const every = Math.max(1, Math.ceil(vs.length / 6));
+  return vs.map((v, k) => [k, tickLabel(v)] as [number, string]).filter(([k]) => k % every === 0 || k === vs.length - 1);
+}
+
+function colourBar(x: number, y: number, height: number, lo: number, hi: number, axis: Axis): string[] {
+  const steps = 40;
+  const out: string[] = [];
+  for (let i = 0; i < steps; i++) {
+    out.push(`<rect x="${x}" y="${f(y + height - ((i + 1) * height) / steps)}" width="16" height="${f(height / steps + 0.3)}" fill="${colourAt(i / (steps - 1))}"/>`);
+  }
+  out.push(`<rect x="${x}" y="${y}" width="16" height="${height}" fill="none" stroke="#333"/>`);
+  for (const [v, py] of [[lo, y + height], [(lo + hi) / 2, y + height / 2], [hi, y]] as const) {
+    out.push(`<text x="${x + 20}" y="${f(py)}" dy="4" font-size="10">${tickLabel(axis.log ? 10 ** v : v)}</text>`);
+  }
+  out.push(`<text transform="translate(${x - 8},${f(y + height / 2)}) rotate(-90)" text-anchor="middle" font-size="11">${esc(axis.label)}${axis.log ? ' (log)' : ''}</text>`);
+  return out;
+}
