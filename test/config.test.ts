@@ -118,6 +118,19 @@ test('each kind of bad config names the file and the dotted key', () => {
   for (const [yaml, key, mentions] of cases) assertRefused(writeConfig(yaml), [], key, mentions);
 });
 
+test('data: sources, text field, split seed and both batchings validate; llama needs a 32000 vocab', () => {
+  const cfg = loadRunConfig(nano, ['data.source=[a.json.gz, "c4/*.json.gz"]', 'data.text_field=content', 'data.split_seed=3', 'data.batching=truncate', 'data.skip_bad_lines=true']);
+  assert.deepEqual(cfg.data, {
+    corpus: 'brown', source: ['a.json.gz', 'c4/*.json.gz'], text_field: 'content', split_seed: 3,
+    batching: 'truncate', skip_bad_lines: true, tokenizer: 'byte', val_fraction: 0.05,
+  });
+  assert.equal(loadRunConfig(nano, ['data.tokenizer=llama', 'model.vocab_size=32000']).data.tokenizer, 'llama');
+  assertRefused(nano, ['data.tokenizer=llama'], 'model.vocab_size', ['32000', 'llama']);
+  assertRefused(nano, ['data.batching=shuffled'], 'data.batching', ['packed, truncate']);
+  assertRefused(nano, ['data.split_seed=-1'], 'data.split_seed', ['-1']);
+  assertRefused(nano, ['data.source=[]'], 'data.source', []);
+});
+
 test('a missing file is a ConfigError naming the file', () => {
   const missing = path.join(dir, 'absent.yaml');
   assert.throws(() => loadRunConfig(missing), (e: unknown) =>

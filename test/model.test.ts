@@ -89,7 +89,7 @@ test('the live tensor count stays flat across training steps', async () => {
   const counts: number[] = [];
   const before = tf.memory().numTensors;
   const outcome = await train({
-    config, configHash: 'h', runDir: join(dir, 'run'), data: trainingData(config), metrics: new MetricBuffer(store, 'flat'),
+    config, configHash: 'h', runDir: join(dir, 'run'), data: await trainingData(config), metrics: new MetricBuffer(store, 'flat'),
     log: pino({ level: 'silent' }), resume: false, deleteMetricsAfter: () => {},
     hooks: { onStep: () => counts.push(tf.memory().numTensors) },
   });

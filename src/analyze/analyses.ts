@@ -12,7 +12,7 @@ export const ANALYSES = ['angular', 'layer-drop', 'variance', 'gradnorm', 'massi
 export type AnalysisName = (typeof ANALYSES)[number];
 
 /** The analyses that need only the forward pass already taken: cheap enough to run during training. */
-export const CHEAP_ANALYSES: AnalysisName[] = ['angular', 'variance', 'massive', 'cosine'];
+export const CHEAP_ANALYSES = ['angular', 'variance', 'massive', 'cosine'] as const;
 
 export interface AnalysisInput {
   model: Model;
@@ -23,16 +23,28 @@ export interface AnalysisInput {
   forward: ForwardAnalysis;
 }
 
-type Compute = (input: AnalysisInput) => Record<string, AnalysisRow[]>;
+type Rows = Record<string, AnalysisRow[]>;
 
-/** Each analysis writes one or more named row sets. */
-export const analyses: Record<AnalysisName, Compute> = {
-  angular: ({ forward }) => ({
+const fromForward: Record<(typeof CHEAP_ANALYSES)[number], (forward: ForwardAnalysis) => Rows> = {
+  angular: (forward) => ({
     angular: forward.angular.flatMap((pairs, n) => pairs.map((v, i) => row(i, v, { n: n + 1 }))),
   }),
-  variance: ({ forward }) => ({ variance: forward.hiddenVar.map((v, layer) => row(layer, v)) }),
-  massive: ({ forward }) => ({ max_abs: forward.maxAbs.map((v, i) => row(i + 1, v)) }),
-  cosine: ({ forward }) => ({ cosine: forward.cosine.map((v, i) => row(i + 1, v)) }),
+  variance: (forward) => ({ variance: forward.hiddenVar.map((v, layer) => row(layer, v)) }),
+  massive: (forward) => ({ max_abs: forward.maxAbs.map((v, i) => row(i + 1, v)) }),
+  cosine: (forward) => ({ cosine: forward.cosine.map((v, i) => row(i + 1, v)) }),
+};
+
+/** The rows of every cheap analysis, from one forward pass (training's `analyze_every`). */
+export function cheapAnalysisRows(forward: ForwardAnalysis): Rows {
+  return Object.assign({}, ...CHEAP_ANALYSES.map((name) => fromForward[name](forward)));
+}
+
+/** Each analysis writes one or more named row sets. */
+export const analyses: Record<AnalysisName, (input: AnalysisInput) => Rows> = {
+  angular: ({ forward }) => fromForward.angular(forward),
+  variance: ({ forward }) => fromForward.variance(forward),
+  massive: ({ forward }) => fromForward.massive(forward),
+  cosine: ({ forward }) => fromForward.cosine(forward),
   'layer-drop': ({ model, params, batch, forward }) => {
     const deltas = layerDrop(model, params, batch, forward.loss);
     return {

@@ -43,7 +43,10 @@ export function registerAnalyze(program: Command, setExitCode: SetExitCode): voi
       const samples = positiveInt('--samples', flags.samples);
       const target = resolveTarget(targetArg, flags.step === undefined ? undefined : positiveInt('--step', flags.step));
       await startBackend(flags.backend);
-      const tokens = validationSample(trainingData(target.config).validation, target.config.train.seq_len, samples);
+      const { train } = target.config;
+      // Enough validation batches for the sample, whatever the run evaluated on.
+      const data = await trainingData({ ...target.config, train: { ...train, eval_batches: Math.ceil(samples / train.batch_size) } });
+      const tokens = validationSample(data.validation, train.seq_len, samples);
       const store = AnalysisStore.open(target.config.output.db);
       try {
         const { computed, cached } = analyzeCheckpoint(target, store, { what, tokens, samples, force: Boolean(flags.force) });
@@ -61,8 +64,8 @@ function printSummary(store: AnalysisStore, runId: string, step: number, layers:
   const columns = { 'output var': column('variance'), 'max |h|': column('max_abs'), 'cos(in,out)': column('cosine'), 'drop Δloss': column('layer_drop'), 'grad norm': column('gradnorm') };
   const adjacent = new Map(store.read(runId, 'angular', step).filter((r) => r.n === 1).map((r) => [r.layer + 1, r.value]));
   const shown = Object.entries({ ...columns, 'angular(ℓ−1,ℓ)': adjacent }).filter(([, values]) => values.size > 0);
-  console.log(['block', ...shown.map(([name]) => name)].map((h) => h.padStart(14)).join(''));
+  console.log(['block', ...shown.map(([name]) => name)].map((h) => h.padStart(16)).join(''));
   for (let layer = 1; layer <= layers; layer++) {
-    console.log([String(layer), ...shown.map(([, v]) => (v.has(layer) ? v.get(layer)!.toPrecision(5) : '-'))].map((c) => c.padStart(14)).join(''));
+    console.log([String(layer), ...shown.map(([, v]) => (v.has(layer) ? v.get(layer)!.toPrecision(5) : '-'))].map((c) => c.padStart(16)).join(''));
   }
 }

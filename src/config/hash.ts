@@ -19,7 +19,7 @@ export function canonicalJson(value: unknown): string {
  */
 export function configHash(cfg: RunConfig): string {
   const { name: _name, output: _output, model_preset: _preset, ...identity } = cfg;
-  const { log_every: _l, diag_every: _d, checkpoint_every: _c, keep_checkpoints: _k, ...train } = cfg.train;
+  const { log_every: _l, diag_every: _d, analyze_every: _a, checkpoint_every: _c, keep_checkpoints: _k, ...train } = cfg.train;
   // null embed_norm means "the strategy's default"; hash the value it stands for.
   const model = { ...cfg.model, embed_norm: usesEmbedNorm(cfg.model) };
   return createHash('sha256').update(canonicalJson({ ...identity, model, train })).digest('hex').slice(0, 16);

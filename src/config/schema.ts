@@ -3,6 +3,8 @@
 import { z } from 'zod';
 import { INIT_SCHEMES, NORM_TYPES, RESIDUAL_SCALES, STRATEGIES, type ModelConfig } from '../model/config.ts';
 import { PRESET_NAMES } from './presets.ts';
+import { CORPUS_NAMES } from '../data/sources.ts';
+import { TOKENIZER_INFO, TOKENIZER_NAMES, type TokenizerName } from '../data/tokenizers.ts';
 
 const num = () => z.number().finite();
 const positive = () => num().gt(0);
@@ -63,6 +65,8 @@ const trainSchema = z
     eps: positive().default(1e-8),
     /** AdamW decoupled decay, applied to weights with ≥ 2 dimensions only. */
     weight_decay: num().min(0).default(0),
+    /** A training loss above this marks the run diverged; null = 3·ln(vocab_size), three times a uniform guess. */
+    diverge_loss: positive().nullable().default(null),
     /** Global gradient-norm clip; 0 = off. */
     grad_clip: num().min(0).default(1.0),
     seed: count().default(0),
@@ -71,27 +75,39 @@ const trainSchema = z
     log_every: posInt().default(1),
     /** Per-layer diagnostics cadence; 0 = never. */
     diag_every: count().default(10),
+    /** Cadence of the cheap layer analyses (angular, variance, massive, cosine) on a validation batch; 0 = never. */
+    analyze_every: count().default(0),
     /** 0 = never. */
     checkpoint_every: count().default(100),
     keep_checkpoints: posInt().default(2),
   })
   .strict();
 
-export const CORPORA = ['brown'] as const;
-export const TOKENIZERS = ['byte', 'gpt2'] as const;
-export type Tokenizer = (typeof TOKENIZERS)[number];
-
 /** Token ids each tokenizer can emit; the model's vocab_size must cover them. */
-export const TOKENIZER_VOCAB: Record<Tokenizer, number> = { byte: 256, gpt2: 50257 };
+export const TOKENIZER_VOCAB = Object.fromEntries(
+  TOKENIZER_NAMES.map((t) => [t, TOKENIZER_INFO[t].vocabSize]),
+) as Record<TokenizerName, number>;
 
 const dataSchema = z
   .object({
-    corpus: z.enum(CORPORA).default('brown'),
-    tokenizer: z.enum(TOKENIZERS).default('byte'),
-    /** Fraction of the corpus held out for validation. */
+    /** An embedded corpus (no download); used when `source` is absent. */
+    corpus: z.enum(CORPUS_NAMES as [string, ...string[]]).default('brown'),
+    /** Instead of corpus: files, folders or globs (prepared on first use and cached), or one prepared dataset folder. */
+    source: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
+    /** The JSON-lines field holding the text (absent: C4's `text`). */
+    text_field: z.string().min(1).optional(),
+    tokenizer: z.enum(TOKENIZER_NAMES).default('byte'),
+    /** Fraction of the documents held out for validation. */
     val_fraction: num().gt(0).lt(1).default(0.05),
-    /** `packed`: documents concatenated and cut into seq_len + 1 windows. */
-    batching: z.enum(['packed']).default('packed'),
+    /** Seed of the train/val split by document (absent: 0, so every run of a study scores on the same documents). */
+    split_seed: count().optional(),
+    /** Count and skip source lines that do not parse, instead of stopping at the first. */
+    skip_bad_lines: z.boolean().optional(),
+    /**
+     * `packed`: documents concatenated and cut into seq_len + 1 windows;
+     * `truncate`: each document's first seq_len + 1 tokens, padded, padding out of the loss (the papers' recipe).
+     */
+    batching: z.enum(['packed', 'truncate']).default('packed'),
   })
   .strict();
 

@@ -49,7 +49,8 @@ function blockStats(hidden: tf.Tensor[]): { maxAbs: number[]; cosine: number[] }
   });
 }
 
-export function forwardAnalysis(model: Model, params: Params, batch: Batch): ForwardAnalysis & { logits: Float32Array } {
+/** The analyses of one forward pass; `withLogits` also returns every logit (reference cases only: B·T·V floats). */
+export function forwardAnalysis(model: Model, params: Params, batch: Batch, withLogits = false): ForwardAnalysis & { logits?: Float32Array } {
   return tf.tidy(() => {
     const { logits, hidden } = model.forward(params, batch.inputs, { hidden: true });
     const hiddenVar = Array.from(varianceTensor(hidden).dataSync());
@@ -62,7 +63,7 @@ export function forwardAnalysis(model: Model, params: Params, batch: Batch): For
       hiddenVar,
       ...blockStats(hidden),
       angular,
-      logits: logits.dataSync() as Float32Array,
+      logits: withLogits ? (logits.dataSync() as Float32Array) : undefined,
     };
   });
 }

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { ModelConfig } from '../model/config.ts';
 import type { Params } from '../model/norms.ts';
+import { faultPoint } from './faults.ts';
 import { decodeSafetensors, encodeSafetensors, type NamedArray, SafetensorsError, writeFileDurably } from '../model/safetensors.ts';
 
 export interface TrainingState {
@@ -25,6 +26,17 @@ export interface Checkpoint {
 }
 
 export class CheckpointError extends Error {}
+
+/** A checkpoint that could not be written (a full disk, say); the previous one is untouched. */
+export class CheckpointWriteError extends Error {
+  readonly exitCode = 1;
+
+  constructor(readonly dir: string, readonly previous: string | undefined, override readonly cause: Error) {
+    super(`could not write checkpoint ${dir}: ${cause.message}; ` +
+      (previous ? `the previous checkpoint ${previous} is intact` : 'no earlier checkpoint exists') +
+      '. Free space, then resume the run (normlab train --resume <run>).');
+  }
+}
 
 const STEP_DIR = /^step-(\d+)$/;
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
@@ -82,20 +94,36 @@ export async function saveCheckpoint(
   mkdirSync(checkpointsDir, { recursive: true });
   const final = join(checkpointsDir, `step-${String(state.step).padStart(8, '0')}`);
   const tmp = `${final}.tmp-${process.pid}`;
+  const previous = stepDirs(checkpointsDir)[0]?.dir;
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp);
+  try {
+    await writeCheckpointFiles(tmp, cfg, maxPositions, params, moments, state);
+    faultPoint('checkpoint-rename');
+    rmSync(final, { recursive: true, force: true });
+    renameSync(tmp, final);
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw new CheckpointWriteError(final, previous, e as Error);
+  }
+  for (const old of stepDirs(checkpointsDir).slice(keep)) rmSync(old.dir, { recursive: true, force: true });
+  return final;
+}
+
+async function writeCheckpointFiles(
+  tmp: string, cfg: ModelConfig, maxPositions: number, params: Params, moments: { m: Params; v: Params }, state: TrainingState,
+): Promise<void> {
   const files: Record<string, Uint8Array> = {
     'model.safetensors': encodeSafetensors(await toArrays(params), { format: 'pt' }),
     'optimizer.safetensors': encodeSafetensors(new Map([...await toArrays(moments.m, 'exp_avg.'), ...await toArrays(moments.v, 'exp_avg_sq.')])),
     'config.json': Buffer.from(JSON.stringify(huggingFaceConfig(cfg, maxPositions), null, 2)),
   };
-  for (const [name, bytes] of Object.entries(files)) writeFileDurably(join(tmp, name), bytes);
+  for (const [name, bytes] of Object.entries(files)) {
+    writeFileDurably(join(tmp, name), bytes);
+    faultPoint('checkpoint-write');
+  }
   const checksums = Object.fromEntries(Object.entries(files).map(([name, bytes]) => [name, sha256(bytes)]));
   writeFileDurably(join(tmp, 'state.json'), JSON.stringify({ ...state, checksums }, null, 2));
-  rmSync(final, { recursive: true, force: true });
-  renameSync(tmp, final);
-  for (const old of stepDirs(checkpointsDir).slice(keep)) rmSync(old.dir, { recursive: true, force: true });
-  return final;
 }
 
 /** Reads one checkpoint folder, verifying every file against the checksums in its state.json. */

@@ -6,15 +6,14 @@ import * as tf from '@tensorflow/tfjs';
 import pino, { type Logger } from 'pino';
 import { configHash } from '../config/hash.ts';
 import type { RunConfig } from '../config/schema.ts';
-import { PackedBatches, validationBatches } from '../data/batches.ts';
-import { checkVocab, prepareTokens } from '../data/tokens.ts';
+import { trainingBatches } from '../data/training.ts';
 import { parameterCount } from '../model/model.ts';
 import { MetricBuffer, type RunStore } from '../store/store.ts';
 import { writeFileDurably } from '../model/safetensors.ts';
+import { cheapAnalysisRows } from '../analyze/analyses.ts';
+import { AnalysisStore } from '../store/analyses.ts';
+import { checkFitsBackend } from './memory.ts';
 import { train, type TrainHooks, type TrainingData, type TrainOutcome } from './trainer.ts';
-
-/** The train/val split is fixed, so every seed of a study is scored on the same documents. */
-const SPLIT_SEED = 0;
 
 export interface RunIdentity {
   id: string;
@@ -35,21 +34,12 @@ export function readRunConfig(runDir: string): RunConfig {
   return JSON.parse(readFileSync(file, 'utf8')).config;
 }
 
-export function trainingData(config: RunConfig): TrainingData & { tokens: number } {
+/** The run's batches; sources named by the config are prepared on first use into `<runs_dir>/.cache/data`. */
+export function trainingData(config: RunConfig): Promise<TrainingData & { tokens: number }> {
   const { data, train, model } = config;
-  const prepared = prepareTokens({
-    corpus: data.corpus, tokenizer: data.tokenizer, valFraction: data.val_fraction,
-    seed: SPLIT_SEED, cacheDir: resolve(config.output.runs_dir, '.cache', 'tokens'),
-  });
-  checkVocab(prepared.meta, model.vocab_size);
-  const batches = new PackedBatches(prepared.train, train.batch_size, train.seq_len, train.seed);
-  return {
-    nextBatch: () => batches.next(),
-    position: () => batches.position(),
-    seek: (p) => batches.seek(p as ReturnType<PackedBatches['position']>),
-    validation: validationBatches(prepared.val, train.batch_size, train.seq_len, train.eval_batches),
-    tokens: prepared.train.length,
-  };
+  return trainingBatches(data, {
+    batchSize: train.batch_size, seqLen: train.seq_len, seed: train.seed, evalBatches: train.eval_batches, vocabSize: model.vocab_size,
+  }, resolve(config.output.runs_dir, '.cache', 'data'));
 }
 
 export interface RunOptions {
@@ -76,12 +66,13 @@ function openLog(dir: string, level: string): Logger {
 
 export async function executeRun(opts: RunOptions): Promise<RunResult> {
   const { config, store } = opts;
+  checkFitsBackend(config, opts.backend);
   const identity = runIdentity(config);
   if (opts.restart) rmSync(join(identity.dir, 'checkpoints'), { recursive: true, force: true });
   mkdirSync(identity.dir, { recursive: true });
   writeFileDurably(join(identity.dir, 'run.json'), JSON.stringify({ id: identity.id, hash: identity.hash, config }, null, 2));
   const log = openLog(identity.dir, opts.logLevel ?? 'info');
-  const data = trainingData(config);
+  const data = await trainingData(config);
   const existing = store.getRun(identity.id);
   if (!existing) {
     store.createRun({
@@ -95,12 +86,17 @@ export async function executeRun(opts: RunOptions): Promise<RunResult> {
   const parameters = parameterCount(config.model);
   log.info({ run: identity.id, backend: opts.backend, versions: opts.versions, parameters, trainTokens: data.tokens }, 'start');
   const metrics = new MetricBuffer(store, identity.id);
+  let analyses: AnalysisStore | undefined;
+  const analysisStore = () => (analyses ??= AnalysisStore.open(store.file));
   let outcome: TrainOutcome;
   try {
     outcome = await train({
       config, configHash: identity.hash, runDir: identity.dir, data, metrics, log,
       resume: !opts.restart,
       deleteMetricsAfter: (step) => store.deleteMetricsAfter(identity.id, step),
+      recordAnalysis: (step, forward) => {
+        for (const [name, rows] of Object.entries(cheapAnalysisRows(forward))) analysisStore().write(identity.id, step, name, rows);
+      },
       hooks: {
         ...opts.hooks,
         onStep: (report) => {
@@ -114,6 +110,8 @@ export async function executeRun(opts: RunOptions): Promise<RunResult> {
     store.setStatus(identity.id, 'failed', { error: (e as Error).message });
     log.error({ err: e }, 'failed');
     throw e;
+  } finally {
+    analyses?.close();
   }
   store.heartbeat(identity.id, outcome.step);
   if (outcome.status === 'diverged') store.setStatus(identity.id, 'diverged', { divergedStep: outcome.step, error: outcome.reason });

@@ -7,9 +7,11 @@ import type { RunConfig } from '../config/schema.ts';
 import { initParams } from '../model/init.ts';
 import { Model } from '../model/model.ts';
 import type { Params } from '../model/norms.ts';
+import { type Batch, batchOf, type ForwardAnalysis, forwardAnalysis } from '../metrics/analysis.ts';
 import { type GradNorms, gradNorms, gradSquareSums } from '../metrics/diagnostics.ts';
 import type { ModelConfig } from '../model/config.ts';
 import { renormalize } from '../model/ngpt.ts';
+import { faultPoint } from './faults.ts';
 import { applyTvr } from './tvr.ts';
 import type { MetricBuffer } from '../store/store.ts';
 import { AdamW, clipFactor } from './adamw.ts';
@@ -21,9 +23,13 @@ import { lossAndGrads } from './step.ts';
 /** Where training batches come from; the position is saved in checkpoints. */
 export interface TrainingData {
   nextBatch(): Int32Array; // [B, T+1] row-major
+  /** Loss weights [B, T] of the batch nextBatch() returned last: 0 on padding (truncate batching). Absent: every target counts. */
+  lastBatchWeights?(): Float32Array;
   position(): unknown;
   seek(position: unknown): void;
   validation: Int32Array[];
+  /** Loss weights of each validation batch, as lastBatchWeights. */
+  validationWeights?: Float32Array[];
 }
 
 export interface StepReport {
@@ -60,9 +66,22 @@ export interface TrainContext {
   resume: boolean;
   /** Removes metric rows after a step, so replayed steps are not doubled. */
   deleteMetricsAfter(step: number): void;
+  /** Receives the cheap layer analyses every `analyze_every` steps. */
+  recordAnalysis?(step: number, analysis: ForwardAnalysis): void;
 }
 
 const GPAS_GATE = '.gpas_block.gate';
+
+/** Loss beyond which a run counts as diverged: the config's, or three times a uniform guess. */
+export function divergenceLoss(config: RunConfig): number {
+  return config.train.diverge_loss ?? 3 * Math.log(config.model.vocab_size);
+}
+
+/** The first validation batch as the analyses take it (inputs and flat targets). */
+function analysisBatch(tokens: tf.Tensor2D): Batch {
+  const [B] = tokens.shape;
+  return batchOf(tokens.dataSync() as Int32Array, B);
+}
 
 /** nGPT trains without weight decay (MODEL.md §7.3). */
 function optimizerConfig(config: RunConfig) {
@@ -102,6 +121,7 @@ function restoreOrInit(ctx: TrainContext): State {
 
 async function checkpoint(ctx: TrainContext, s: State): Promise<void> {
   // Rows up to this step reach the store before the checkpoint that covers them.
+  faultPoint('metrics-flush');
   ctx.metrics.flush();
   const dir = await saveCheckpoint(
     join(ctx.runDir, 'checkpoints'), ctx.config.model, ctx.config.train.seq_len, s.params,
@@ -139,14 +159,18 @@ function afterOptimizerStep(cfg: ModelConfig, params: Params, step: number): voi
 function trainStep(ctx: TrainContext, s: State, diagnostics: boolean): Omit<StepReport, 'tokensPerSecond'> | { diverged: string } {
   const { train } = ctx.config;
   const tokens = tf.tensor2d(ctx.data.nextBatch(), [train.batch_size, train.seq_len + 1], 'int32');
-  const { loss, grads, outputVariances } = lossAndGrads(s.model, s.params, tokens, { outputVariances: diagnostics });
+  const weights = ctx.data.lastBatchWeights && tf.tensor2d(ctx.data.lastBatchWeights(), [train.batch_size, train.seq_len]);
+  const { loss, grads, outputVariances } = lossAndGrads(s.model, s.params, tokens, { outputVariances: diagnostics, lossWeights: weights });
   try {
     const lossValue = loss.dataSync()[0]!;
     const norms = gradNorms(gradSquareSums(grads), ctx.config.model.n_layers);
     const step = s.step + 1;
     if (!Number.isFinite(lossValue)) return { diverged: `loss is ${lossValue} at step ${step}` };
+    const limit = divergenceLoss(ctx.config);
+    if (lossValue > limit) return { diverged: `loss ${lossValue.toFixed(2)} exceeds train.diverge_loss ${limit.toFixed(2)} at step ${step}` };
     if (!Number.isFinite(norms.total)) return { diverged: `gradient norm is ${norms.total} at step ${step}` };
     const lr = learningRate(step, train);
+    faultPoint('optimizer-step');
     s.optimizer.apply(s.params, grads, lr, gradScales(ctx.config.model, norms, train.grad_clip));
     afterOptimizerStep(ctx.config.model, s.params, step);
     s.step = step;
@@ -162,7 +186,7 @@ function trainStep(ctx: TrainContext, s: State, diagnostics: boolean): Omit<Step
     }
     return { step, loss: lossValue, lr, gradNorm: norms.total };
   } finally {
-    tf.dispose([tokens, loss, ...Object.values(grads), ...(outputVariances ? [outputVariances] : [])]);
+    tf.dispose([tokens, loss, ...Object.values(grads), ...(outputVariances ? [outputVariances] : []), ...(weights ? [weights] : [])]);
   }
 }
 
@@ -170,6 +194,7 @@ export async function train(ctx: TrainContext): Promise<TrainOutcome> {
   const { train } = ctx.config;
   const s = restoreOrInit(ctx);
   const validation = ctx.data.validation.map((b) => tf.tensor2d(b, [b.length / (train.seq_len + 1), train.seq_len + 1], 'int32'));
+  const validationWeights = ctx.data.validationWeights?.map((w) => tf.tensor2d(w, [w.length / train.seq_len, train.seq_len]));
   const tokensPerStep = train.batch_size * train.seq_len;
   let lastValidation: { loss: number; perplexity: number } | undefined;
   try {
@@ -188,11 +213,19 @@ export async function train(ctx: TrainContext): Promise<TrainOutcome> {
       if (result.step % train.log_every === 0 || result.step === train.steps) ctx.metrics.scalar(result.step, 'train/tokens_per_s', tokensPerSecond);
       let report: StepReport = { ...result, tokensPerSecond };
       if (isDue(s.step, train.eval_every, train.steps)) {
-        const v = evaluate(s.model, s.params, validation);
+        const v = evaluate(s.model, s.params, validation, validationWeights);
         ctx.metrics.scalar(s.step, 'val/loss', v.loss);
         ctx.metrics.scalar(s.step, 'val/ppl', v.perplexity);
         report = { ...report, validation: v };
         lastValidation = v;
+      }
+      if (ctx.recordAnalysis && train.analyze_every > 0 && s.step % train.analyze_every === 0) {
+        const batch = analysisBatch(validation[0]!);
+        try {
+          ctx.recordAnalysis(s.step, forwardAnalysis(s.model, s.params, batch));
+        } finally {
+          batch.inputs.dispose();
+        }
       }
       ctx.log.info(report, 'step');
       ctx.hooks?.onStep?.(report);
@@ -202,9 +235,9 @@ export async function train(ctx: TrainContext): Promise<TrainOutcome> {
     }
     ctx.metrics.flush();
     // A run resumed from its final checkpoint has not evaluated in this process.
-    return { status: 'finished', step: s.step, validation: lastValidation ?? evaluate(s.model, s.params, validation) };
+    return { status: 'finished', step: s.step, validation: lastValidation ?? evaluate(s.model, s.params, validation, validationWeights) };
   } finally {
-    tf.dispose([...validation, ...Object.values(s.params)]);
+    tf.dispose([...validation, ...(validationWeights ?? []), ...Object.values(s.params)]);
     s.optimizer.dispose();
     s.model.dispose();
   }

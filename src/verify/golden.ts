@@ -84,13 +84,13 @@ function loadParams(c: ReferenceCase, model: Model): Params {
 const modelKeys = (model: Model) => new Set(parameterShapes(model.cfg).keys());
 
 function forwardQuantities(model: Model, params: Params, batch: Batch, shape: { B: number; T: number }): Quantities {
-  const a = forwardAnalysis(model, params, batch);
+  const a = forwardAnalysis(model, params, batch, true);
   const V = model.cfg.vocab_size;
   const lastRow = ((shape.B - 1) * shape.T + (shape.T - 1)) * V;
   return {
     loss: a.loss,
-    logits_first: Array.from(a.logits.subarray(0, 8)),
-    logits_last: Array.from(a.logits.subarray(lastRow, lastRow + 8)),
+    logits_first: Array.from(a.logits!.subarray(0, 8)),
+    logits_last: Array.from(a.logits!.subarray(lastRow, lastRow + 8)),
     hidden_var: a.hiddenVar,
     layer_output_var: a.hiddenVar.slice(1),
     angular_adjacent: a.angular[0]!,

@@ -29,11 +29,11 @@ export function writeConfig(dir: string, overrides: { train?: object; model?: ob
   return path;
 }
 
-export function runCli(args: string[], cwd = ROOT) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { cwd, encoding: 'utf8', env: { ...process.env, FORCE_COLOR: '0' } });
+export function runCli(args: string[], cwd = ROOT, env: NodeJS.ProcessEnv = {}) {
+  const r = spawnSync(process.execPath, [BIN, ...args], { cwd, encoding: 'utf8', env: { ...process.env, FORCE_COLOR: '0', ...env } });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-export function startCli(args: string[], cwd = ROOT) {
-  return spawn(process.execPath, [BIN, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+export function startCli(args: string[], cwd = ROOT, env: NodeJS.ProcessEnv = {}) {
+  return spawn(process.execPath, [BIN, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
 }

@@ -23,7 +23,7 @@ export async function trainInProcess(config: RunConfig, dir: string, hooks: Trai
   store.createRun({ id: 'r', name: 'r', config, configHash: 'h', seed: 0, backend: 'wasm', totalSteps: config.train.steps, versions: {}, runDir: dir });
   try {
     const outcome = await train({
-      config, configHash: 'h', runDir: join(dir, 'run'), data: trainingData(config), metrics: new MetricBuffer(store, 'r'),
+      config, configHash: 'h', runDir: join(dir, 'run'), data: await trainingData(config), metrics: new MetricBuffer(store, 'r'),
       log: pino({ level: 'silent' }), resume: false, deleteMetricsAfter: () => {}, hooks,
     });
     return { outcome, losses: store.scalarSeries('r', 'train/loss').map((r) => r.value) };

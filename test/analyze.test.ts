@@ -1,0 +1,58 @@
+import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import Database from 'better-sqlite3';
+import { runCli, tempDir, writeConfig } from './helpers/cli.ts';
+
+function analysisCounts(dir: string): Record<string, number> {
+  const db = new Database(join(dir, 'runs', 'normlab.sqlite'), { readonly: true });
+  try {
+    const rows = db.prepare('SELECT analysis, step, count(*) AS n FROM analyses GROUP BY analysis, step').all() as { analysis: string; step: number; n: number }[];
+    return Object.fromEntries(rows.map((r) => [`${r.analysis}@${r.step}`, r.n]));
+  } finally {
+    db.close();
+  }
+}
+
+test('normlab analyze stores every analysis of a checkpoint once; --force recomputes; training records the cheap ones', () => {
+  const dir = tempDir();
+  const config = writeConfig(dir, { model: { n_layers: 3 }, train: { steps: 10, checkpoint_every: 5, analyze_every: 5 } });
+  assert.equal(runCli(['train', config, '--quiet']).code, 0);
+  const during = analysisCounts(dir);
+  assert.deepEqual(during, {
+    'angular@5': 6, 'angular@10': 6, 'variance@5': 4, 'variance@10': 4,
+    'max_abs@5': 3, 'max_abs@10': 3, 'cosine@5': 3, 'cosine@10': 3,
+  }, 'L(L+1)/2 angular pairs, h_0…h_L variances, one row per block otherwise');
+
+  const run = readdirSync(join(dir, 'runs')).find((n) => n.startsWith('tiny-'))!;
+  const target = join(dir, 'runs', run, 'checkpoints', 'step-00000005');
+  const first = runCli(['analyze', target, '--samples', '4'], dir);
+  assert.equal(first.code, 0, first.stderr);
+  assert.match(first.stdout, /computed layer-drop, gradnorm; already stored: angular, variance, massive, cosine/);
+  const after = analysisCounts(dir);
+  assert.equal(after['layer_drop@5'], 3);
+  assert.equal(after['layer_drop_ppl@5'], 3);
+  assert.equal(after['gradnorm@5'], 3);
+  assert.ok(after['param_gradnorm@5']! > 20);
+
+  const again = runCli(['analyze', target, '--samples', '4'], dir);
+  assert.match(again.stdout, /computed nothing/);
+  assert.deepEqual(analysisCounts(dir), after, 'a second analysis adds no rows');
+
+  const forced = runCli(['analyze', target, '--samples', '4', '--force', '--what', 'angular'], dir);
+  assert.match(forced.stdout, /computed angular/);
+  assert.deepEqual(analysisCounts(dir), after, '--force replaces rows, never duplicates them');
+});
+
+test('normlab analyze refuses a missing checkpoint step and unknown analyses with exit code 2', () => {
+  const dir = tempDir();
+  assert.equal(runCli(['train', writeConfig(dir, { train: { steps: 5, checkpoint_every: 5 } }), '--quiet']).code, 0);
+  const run = join(dir, 'runs', readdirSync(join(dir, 'runs')).find((n) => n.startsWith('tiny-'))!);
+  const missing = runCli(['analyze', run, '--step', '3'], dir);
+  assert.equal(missing.code, 2);
+  assert.match(missing.stderr, /no checkpoint at step 3 \(checkpoints: 5\)/);
+  const bogus = runCli(['analyze', run, '--what', 'angular,bogus'], dir);
+  assert.equal(bogus.code, 2);
+  assert.match(bogus.stderr, /unknown analysis bogus/);
+});

@@ -1,0 +1,134 @@
+// Issue 7's suite: kill it, corrupt it, fill its disk — nothing is lost and
+// every failure says what happened.
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { test } from 'node:test';
+import Database from 'better-sqlite3';
+import { Rng } from '../src/data/rng.ts';
+import { runCli, startCli, tempDir, writeConfig } from './helpers/cli.ts';
+
+interface RunState {
+  status: string;
+  losses: { step: number; value: number }[];
+  rows: { scalars: number; layers: number; params: number };
+}
+
+function readRun(dir: string): RunState {
+  const db = new Database(join(dir, 'runs', 'normlab.sqlite'), { readonly: true });
+  try {
+    const count = (table: string) => (db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n;
+    return {
+      status: (db.prepare('SELECT status FROM runs').get() as { status: string }).status,
+      losses: db.prepare("SELECT step, value FROM scalars WHERE name IN ('train/loss', 'val/loss') ORDER BY name, step").all() as { step: number; value: number }[],
+      rows: { scalars: count('scalars'), layers: count('layer_metrics'), params: count('param_metrics') },
+    };
+  } finally {
+    db.close();
+  }
+}
+
+const RUN_TRAIN = { steps: 48, checkpoint_every: 4, diag_every: 3, eval_every: 8, keep_checkpoints: 2 };
+
+function runFolder(dir: string): string {
+  const runs = join(dir, 'runs');
+  return join(runs, readdirSync(runs).find((n) => n.startsWith('tiny-'))!);
+}
+
+function checkpointEntries(dir: string): string[] {
+  const folder = join(runFolder(dir), 'checkpoints');
+  return existsSync(folder) ? readdirSync(folder) : [];
+}
+
+async function runUntilKilled(args: string[], env: NodeJS.ProcessEnv, afterMs?: number): Promise<number | null> {
+  const child = startCli(args, undefined, env);
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  if (afterMs !== undefined) {
+    await Promise.race([sleep(afterMs), exited]);
+    child.kill('SIGKILL');
+  }
+  return exited;
+}
+
+test('20 SIGKILLs at random and at the worst moments: the resumed run equals an uninterrupted one', async () => {
+  const reference = tempDir();
+  assert.equal(runCli(['train', writeConfig(reference, { train: RUN_TRAIN }), '--quiet']).code, 0);
+  const expected = readRun(reference);
+
+  const dir = tempDir();
+  const config = writeConfig(dir, { train: RUN_TRAIN });
+  const args = ['train', config, '--quiet'];
+  // Kills inside a checkpoint write, before its rename, before a metrics flush and mid-step …
+  const injected = ['kill:checkpoint-write:1', 'kill:checkpoint-write:3', 'kill:checkpoint-rename:1', 'kill:metrics-flush:2', 'kill:optimizer-step:5', 'kill:checkpoint-write:2', 'kill:metrics-flush:1', 'kill:optimizer-step:2'];
+  for (const fault of injected) {
+    const code = await runUntilKilled(args, { NORMLAB_FAULT: fault });
+    assert.notEqual(code, 0, `${fault} killed the run`);
+  }
+  // … and at random times, between and during steps.
+  const rng = new Rng(20261128);
+  for (let i = 0; i < 12; i++) await runUntilKilled(args, {}, 400 + rng.nextFloat() * 2500);
+
+  const final = runCli(args);
+  assert.equal(final.code, 0, final.stderr);
+  const after = readRun(dir);
+  assert.equal(after.status, 'finished');
+  assert.deepEqual(after.losses, expected.losses, 'bit-identical train and validation losses');
+  assert.deepEqual(after.rows, expected.rows, 'no metric row missing or doubled');
+  assert.deepEqual(checkpointEntries(dir).filter((n) => !/^step-\d{8}$/.test(n)), [], 'no temporary folder left beside the checkpoints');
+});
+
+test('a truncated or bit-flipped checkpoint is named, skipped, and the run resumes from the previous one', async () => {
+  const reference = tempDir();
+  assert.equal(runCli(['train', writeConfig(reference, { train: RUN_TRAIN }), '--quiet']).code, 0);
+  const expected = readRun(reference);
+
+  for (const damage of ['truncate', 'bitflip'] as const) {
+    const dir = tempDir();
+    const config = writeConfig(dir, { train: RUN_TRAIN });
+    await runUntilKilled(['train', config, '--quiet'], { NORMLAB_FAULT: 'kill:optimizer-step:30' });
+    const [latest, previous] = checkpointEntries(dir).sort().reverse();
+    assert.ok(latest && previous, 'two checkpoints kept');
+    const file = join(runFolder(dir), 'checkpoints', latest, 'model.safetensors');
+    if (damage === 'truncate') truncateSync(file, 1000);
+    else {
+      const bytes = readFileSync(file);
+      bytes[bytes.length - 5]! ^= 0x10;
+      writeFileSync(file, bytes);
+    }
+    const resumed = runCli(['train', config]);
+    assert.equal(resumed.code, 0, resumed.stderr);
+    assert.match(resumed.stderr, new RegExp(`${latest}/model.safetensors: checksum mismatch.*falling back to the previous checkpoint`));
+    assert.match(resumed.stdout, new RegExp(`resuming from step ${Number(previous.slice(5))} `));
+    assert.deepEqual(readRun(dir).losses, expected.losses, `${damage}: same losses after the fallback`);
+  }
+});
+
+test('a full disk while checkpointing fails clearly, keeps the previous checkpoint, and the run resumes', () => {
+  const reference = tempDir();
+  assert.equal(runCli(['train', writeConfig(reference, { train: RUN_TRAIN }), '--quiet']).code, 0);
+  const dir = tempDir();
+  const config = writeConfig(dir, { train: RUN_TRAIN });
+  const full = runCli(['train', config, '--quiet'], undefined, { NORMLAB_FAULT: 'enospc:checkpoint-write:4' });
+  assert.equal(full.code, 1);
+  assert.match(full.stderr, /could not write checkpoint .*step-00000008: ENOSPC: no space left on device.*the previous checkpoint .*step-00000004 is intact/);
+  assert.doesNotMatch(full.stderr, /\n\s+at /, 'one paragraph, no stack trace');
+  assert.deepEqual(checkpointEntries(dir), ['step-00000004'], 'the failed write left nothing behind');
+  assert.equal(readRun(dir).status, 'failed');
+  const resumed = runCli(['train', config, '--quiet']);
+  assert.equal(resumed.code, 0, resumed.stderr);
+  assert.deepEqual(readRun(dir).losses, readRun(reference).losses);
+});
+
+test('a diverging run is recorded as diverged with its step and exits 3', () => {
+  const dir = tempDir();
+  const config = writeConfig(dir, { model: { norm: 'post', n_layers: 8 }, train: { steps: 30, lr: 10, warmup_steps: 0, grad_clip: 0 } });
+  const r = runCli(['train', config]);
+  assert.equal(r.code, 3, r.stderr);
+  assert.match(r.stderr, /diverged: loss [\d.]+ exceeds train.diverge_loss 16.64 at step \d+/);
+  const db = new Database(join(dir, 'runs', 'normlab.sqlite'), { readonly: true });
+  const run = db.prepare('SELECT status, diverged_step FROM runs').get() as { status: string; diverged_step: number };
+  db.close();
+  assert.equal(run.status, 'diverged');
+  assert.ok(run.diverged_step >= 1 && run.diverged_step <= 30);
+});
