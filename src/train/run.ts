@@ -35,16 +35,20 @@ export function readRunConfig(runDir: string): RunConfig {
 }
 
 /** The run's batches; sources named by the config are prepared on first use into `<runs_dir>/.cache/data`. */
-export function trainingData(config: RunConfig): Promise<TrainingData & { tokens: number }> {
+export function trainingData(config: RunConfig): Promise<RunData> {
   const { data, train, model } = config;
   return trainingBatches(data, {
     batchSize: train.batch_size, seqLen: train.seq_len, seed: train.seed, evalBatches: train.eval_batches, vocabSize: model.vocab_size,
   }, resolve(config.output.runs_dir, '.cache', 'data'));
 }
 
+export type RunData = TrainingData & { tokens: number };
+
 export interface RunOptions {
   config: RunConfig;
   store: RunStore;
+  /** The run's data when the caller has opened it already (to refuse bad data before writing anything). */
+  data?: RunData;
   backend: string;
   versions: Record<string, string>;
   /** Start over: drop the run's metrics and checkpoints first. */
@@ -67,12 +71,12 @@ function openLog(dir: string, level: string): Logger {
 export async function executeRun(opts: RunOptions): Promise<RunResult> {
   const { config, store } = opts;
   checkFitsBackend(config, opts.backend);
+  const data = opts.data ?? await trainingData(config);
   const identity = runIdentity(config);
   if (opts.restart) rmSync(join(identity.dir, 'checkpoints'), { recursive: true, force: true });
   mkdirSync(identity.dir, { recursive: true });
   writeFileDurably(join(identity.dir, 'run.json'), JSON.stringify({ id: identity.id, hash: identity.hash, config }, null, 2));
   const log = openLog(identity.dir, opts.logLevel ?? 'info');
-  const data = await trainingData(config);
   const existing = store.getRun(identity.id);
   if (!existing) {
     store.createRun({
