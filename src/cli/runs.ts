@@ -3,6 +3,8 @@ import { Option, type Command } from 'commander';
 import { gatherRuns } from '../report/gather.ts';
 import { LISTING_COLUMNS, listingRow } from '../report/listing.ts';
 import { RUN_STATUSES, type RunStatus } from '../store/store.ts';
+import { slurmLabel, slurmView } from '../slurm/executor.ts';
+import { tasksUnder } from '../slurm/submissions.ts';
 import { align } from '../sweep/describe.ts';
 
 interface RunsFlags {
@@ -14,7 +16,7 @@ interface RunsFlags {
 export function registerRuns(program: Command): void {
   program
     .command('runs')
-    .description('list runs: status, progress, last loss, tokens/s, backend (a "running?" run has not sent a heartbeat for 10 minutes)')
+    .description('list runs: status, progress, last loss, tokens/s, backend, Slurm task (a "running?" run has not sent a heartbeat for 10 minutes)')
     .option('--sweep <name>', 'only the runs of this sweep')
     .addOption(new Option('--status <status>', 'only runs in this state').choices(RUN_STATUSES))
     .option('--runs-dir <dir>', 'where the runs are: its *.sqlite and every <run>/run.sqlite', 'runs')
@@ -26,9 +28,21 @@ export function registerRuns(program: Command): void {
           console.log(`no runs in ${flags.runsDir}${flags.sweep ? ` for sweep ${flags.sweep}` : ''}${flags.status ? ` with status ${flags.status}` : ''}`);
           return;
         }
-        for (const line of align([LISTING_COLUMNS, ...gathered.runs.map((g) => listingRow(g))])) console.log(line);
+        const rows = gathered.runs.map((g) => listingRow(g));
+        const slurm = slurmColumn(flags.runsDir, gathered.runs.map((g) => g.record.id));
+        const table = slurm ? [[...LISTING_COLUMNS, 'slurm'], ...rows.map((row, i) => [...row, slurm[i]!])] : [LISTING_COLUMNS, ...rows];
+        for (const line of align(table)) console.log(line);
       } finally {
         gathered.close();
       }
     });
+}
+
+/** Each run's Slurm task and its state, when any of these runs was submitted to Slurm. */
+function slurmColumn(runsDir: string, runIds: string[]): string[] | undefined {
+  const tasks = tasksUnder(runsDir);
+  if (!runIds.some((id) => tasks.has(id))) return undefined;
+  const view = slurmView(runIds, tasks);
+  for (const problem of view.states.problems) console.error(`normlab: warning: ${problem}`);
+  return runIds.map((id) => slurmLabel(view, id));
 }

@@ -1,14 +1,18 @@
-// normlab sweep <sweep.yaml> [--dry-run] [--workers N] …, and the internal
-// `sweep-worker` command each worker process runs.
+// normlab sweep <sweep.yaml> [--dry-run] [--status] [--workers N | --executor slurm …],
+// and the internal commands a worker process (`sweep-worker`) and a Slurm array
+// task (`sweep-task`) run.
 import { Option, type Command } from 'commander';
 import * as tf from '@tensorflow/tfjs';
+import { arraySpec } from '../slurm/script.ts';
+import { runsToSubmit, scriptFor, slurmLabel, submitRuns, sweepDir, sweepSlurmView, type SubmitOptions } from '../slurm/executor.ts';
+import { SlurmError } from '../slurm/queue.ts';
 import { currentOwner } from '../sweep/claims.ts';
 import { describePlan, describeSummary } from '../sweep/describe.ts';
 import { detectGpus, launchWorkers, workerEnv } from '../sweep/launch.ts';
 import { expandSweep, readPlan, writePlan, type Plan } from '../sweep/plan.ts';
 import { loadSweep } from '../sweep/sweepfile.ts';
-import { runStatus } from '../sweep/state.ts';
-import { runWorker } from '../sweep/worker.ts';
+import { runStatus, type PlannedRunStatus } from '../sweep/state.ts';
+import { runWorker, trainOneRun, type WorkerOptions } from '../sweep/worker.ts';
 import { backendOption, startBackend, UsageError } from './common.ts';
 import type { SetExitCode } from './main.ts';
 import { EXIT } from './train.ts';
@@ -19,9 +23,16 @@ const EXIT_CLAIM_LOST = 75;
 
 interface SweepFlags {
   dryRun?: boolean;
+  status?: boolean;
+  executor: 'local' | 'slurm';
   workers: string;
   backend: string;
   staleAfter: string;
+  partition?: string;
+  gpusPerTask?: string;
+  time?: string;
+  arrayParallel?: string;
+  sbatchArg: string[];
 }
 
 interface WorkerFlags {
@@ -30,6 +41,18 @@ interface WorkerFlags {
   backend: string;
   staleAfter: string;
 }
+
+interface TaskFlags {
+  run: string;
+  backend: string;
+  staleAfter: string;
+}
+
+/** Flags that only mean something to one executor: giving them to the other is a mistake worth naming. */
+const SLURM_FLAGS = ['partition', 'gpusPerTask', 'time', 'arrayParallel', 'sbatchArg'] as const;
+const LOCAL_FLAGS = ['workers'] as const;
+
+const collect = (value: string, previous: string[]) => [...previous, value];
 
 function positiveInt(text: string, flag: string): number {
   const n = Number(text);
@@ -45,19 +68,35 @@ export function registerSweep(program: Command, setExitCode: SetExitCode): void 
     .command('sweep')
     .description('run every run of a sweep file; rerunning it completes only what is missing')
     .argument('<sweep>', 'sweep file (YAML, a subset of the W&B sweep format)')
-    .option('--dry-run', 'print the plan (one line per run: overrides, config hash, status) and exit')
-    .option('--workers <n>', 'worker processes on this machine (one GPU each where there are GPUs)', '1')
+    .option('--dry-run', 'print the plan (one line per run: overrides, config hash, status), or with --executor slurm the sbatch script, and exit')
+    .option('--status', 'print where each run stands, with its Slurm task when it was submitted to Slurm, and exit')
+    .addOption(new Option('--executor <executor>', 'where runs train: worker processes here, or a Slurm job array').choices(['local', 'slurm']).default('local'))
+    .option('--workers <n>', 'local: worker processes on this machine (one GPU each where there are GPUs)', '1')
+    .option('--partition <name>', 'slurm: the partition to submit to')
+    .option('--gpus-per-task <n>', 'slurm: GPUs per array task (default: none requested)')
+    .option('--time <limit>', 'slurm: time limit per task (HH:MM:SS, D-HH:MM:SS, minutes)')
+    .option('--array-parallel <n>', 'slurm: at most this many tasks at once (%N)')
+    .option('--sbatch-arg <arg>', 'slurm: another #SBATCH line, e.g. --sbatch-arg=--mem=16G (repeatable)', collect, [])
     .addOption(backendOption())
     .addOption(staleAfterOption())
     .action(async (file: string, flags: SweepFlags, command: Command) => {
-      const workers = positiveInt(flags.workers, '--workers');
+      checkExecutorFlags(command, flags.executor);
       const staleAfterMs = positiveInt(flags.staleAfter, '--stale-after') * 1000;
       const plan = expandSweep(loadSweep(file));
       const statuses = () => plan.runs.map((r) => runStatus(r, staleAfterMs));
+      if (flags.status) {
+        printStatus(plan, statuses());
+        return;
+      }
+      if (flags.executor === 'slurm') {
+        submitToSlurm(plan, statuses(), flags, globalArgs(command));
+        return;
+      }
       if (flags.dryRun) {
         for (const line of describePlan(plan, statuses())) console.log(line);
         return;
       }
+      const workers = positiveInt(flags.workers, '--workers');
       const planFile = writePlan(plan);
       const interrupted = await runWorkers(plan, planFile, workers, flags, globalArgs(command));
       for (const line of describeSummary(plan, statuses())) console.log(line);
@@ -75,15 +114,84 @@ export function registerSweep(program: Command, setExitCode: SetExitCode): void 
     .action(async (file: string, flags: WorkerFlags) => {
       setExitCode(await workerMain(readPlan(file), flags));
     });
+
+  program
+    .command('sweep-task', { hidden: true })
+    .description('(internal) one Slurm array task of `normlab sweep --executor slurm`: trains exactly one run of a plan')
+    .argument('<plan>', 'plan.json written by normlab sweep')
+    .requiredOption('--run <id>', 'the run to train (the submitted script maps SLURM_ARRAY_TASK_ID to it)')
+    .addOption(backendOption())
+    .addOption(staleAfterOption())
+    .action(async (file: string, flags: TaskFlags) => {
+      setExitCode(await arrayTaskMain(file, flags));
+    });
+}
+
+function checkExecutorFlags(command: Command, executor: string): void {
+  const misplaced = executor === 'slurm' ? LOCAL_FLAGS : SLURM_FLAGS;
+  const given = misplaced.filter((name) => command.getOptionValueSource(name) === 'cli');
+  if (given.length === 0) return;
+  const names = given.map((name) => `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ');
+  throw new UsageError(`${names}: only with ${executor === 'slurm' ? '--executor local' : '--executor slurm'}`);
+}
+
+/** The plan with normlab's state of each run and, for runs submitted to Slurm, their task's state. */
+function printStatus(plan: Plan, statuses: PlannedRunStatus[]): void {
+  const view = sweepSlurmView(plan);
+  for (const problem of view.states.problems) console.error(`normlab: warning: ${problem}`);
+  const slurm = view.tasks.size > 0 ? { header: 'slurm', cells: plan.runs.map((r) => slurmLabel(view, r.id)) } : undefined;
+  for (const line of describePlan(plan, statuses, slurm)) console.log(line);
+  if (slurm) console.log(`task output: ${sweepDir(plan)}/slurm/<job>_<index>.out and .err`);
+}
+
+/** Submits, as one job array, every run not finished and not already queued or running; --dry-run prints the script. */
+function submitToSlurm(plan: Plan, statuses: PlannedRunStatus[], flags: SweepFlags, globals: string[]): void {
+  const view = sweepSlurmView(plan);
+  if (view.states.problems.length > 0 && !flags.dryRun) {
+    // Not knowing whether earlier tasks still run, a submission could train a run twice at once.
+    throw new SlurmError(`cannot tell which of this sweep's runs Slurm is still running: ${view.states.problems.join('; ')}`);
+  }
+  const runs = runsToSubmit(plan, statuses, view);
+  if (runs.length === 0) {
+    console.log(`sweep ${plan.sweep}: nothing to submit; every run is finished, diverged, or queued or running (normlab sweep ${plan.file} --status)`);
+    return;
+  }
+  const options = submitOptions(flags, globals);
+  if (flags.dryRun) {
+    process.stdout.write(scriptFor(plan, runs, options));
+    return;
+  }
+  writePlan(plan);
+  const { jobId, script } = submitRuns(plan, runs, options);
+  const array = arraySpec(runs.map((r) => r.index));
+  console.log(`sweep ${plan.sweep}: submitted ${runs.length} of ${plan.runs.length} runs as Slurm job ${jobId} (array ${array}); script ${script}`);
+  console.log(`follow it with: normlab sweep ${plan.file} --status`);
+}
+
+function submitOptions(flags: SweepFlags, globals: string[]): SubmitOptions {
+  if (flags.time !== undefined && !/^(\d+-)?\d+(:\d+){0,2}$/.test(flags.time)) {
+    throw new UsageError(`--time expects a Slurm time limit (HH:MM:SS, D-HH:MM:SS or minutes), got ${flags.time}`);
+  }
+  return {
+    // process.argv[1] is bin/normlab (absolute): tasks run the same CLI with the same node.
+    normlab: [process.execPath, process.argv[1]!, ...globals],
+    taskArgs: ['--backend', flags.backend, '--stale-after', flags.staleAfter],
+    sbatchArgs: flags.sbatchArg,
+    ...(flags.partition !== undefined && { partition: flags.partition }),
+    ...(flags.time !== undefined && { time: flags.time }),
+    ...(flags.gpusPerTask !== undefined && { gpusPerTask: positiveInt(flags.gpusPerTask, '--gpus-per-task') }),
+    ...(flags.arrayParallel !== undefined && { arrayParallel: positiveInt(flags.arrayParallel, '--array-parallel') }),
+  };
+}
+
+/** Options given before the command (e.g. `normlab --device cuda sweep …`), for the workers' command lines. */
+function globalArgs(command: Command): string[] {
+  const parent = command.parent;
+  if (!parent || parent.getOptionValueSource('device') === 'default') return [];
+  return ['--device', parent.opts().device as string];
 }
 
 /** Spawns the workers and waits for them; true when the sweep was stopped by a signal. */
-/** Options given before the command (e.g. `normlab --device cuda sweep …`), for the workers' command lines. */
-function globalArgs(command: Command): string[] {
-  const device = command.parent?.opts().device as string | undefined;
-  return device !== undefined ? ['--device', device] : [];
-}
-
 async function runWorkers(plan: Plan, planFile: string, count: number, flags: SweepFlags, globals: string[]): Promise<boolean> {
   const gpus = detectGpus();
   const since = new Date().toISOString();
@@ -116,27 +224,50 @@ function sweepExitCode(states: string[], interrupted: boolean): number {
   return EXIT.finished;
 }
 
-async function workerMain(plan: Plan, flags: WorkerFlags): Promise<number> {
+/** What a worker or an array task needs: its backend, its name in claims, and SIGINT / SIGTERM turned into a checkpoint and stop. */
+async function workerOptions(plan: Plan, worker: string, since: string, flags: { backend: string; staleAfter: string }): Promise<WorkerOptions> {
   const backend = await startBackend(flags.backend);
-  const say = (text: string) => console.log(`[${flags.worker}] ${text}`);
+  const say = (text: string) => console.log(`[${worker}] ${text}`);
   let stop = false;
   const onSignal = () => { stop = true; };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   const gpu = process.env.CUDA_VISIBLE_DEVICES;
   say(`backend ${backend.name} (${backend.version})${gpu !== undefined ? `, CUDA_VISIBLE_DEVICES=${gpu}` : ''}, pid ${process.pid}`);
-  const result = await runWorker({
-    plan, owner: currentOwner(flags.worker), since: flags.since,
+  return {
+    plan, owner: currentOwner(worker), since,
     staleAfterMs: positiveInt(flags.staleAfter, '--stale-after') * 1000,
     backend: backend.name,
     versions: { normlab: VERSION, node: process.version, tfjs: tf.version.tfjs, backend: `${backend.name} ${backend.version}` },
     stopRequested: () => stop,
     onClaimLost: (run) => {
-      console.error(`[${flags.worker}] ${run.id} was taken over by another worker (our heartbeat went stale); stopping without writing`);
+      console.error(`[${worker}] ${run.id} was taken over by another worker (our heartbeat went stale); stopping without writing`);
       process.exit(EXIT_CLAIM_LOST);
     },
     say,
-  });
-  say(result.stopped ? 'stopped' : `done (${result.trained.length} run(s) trained here)`);
+  };
+}
+
+async function workerMain(plan: Plan, flags: WorkerFlags): Promise<number> {
+  const o = await workerOptions(plan, flags.worker, flags.since, flags);
+  const result = await runWorker(o);
+  o.say(result.stopped ? 'stopped' : `done (${result.trained.length} run(s) trained here)`);
   return result.stopped ? EXIT.killed : EXIT.finished;
+}
+
+/** An array task exits as `normlab train` would for its run, so Slurm's ExitCode tells how the run ended. */
+const TASK_EXIT: Record<string, number> = { finished: EXIT.finished, diverged: EXIT.diverged, failed: EXIT.failed, killed: EXIT.killed };
+
+async function arrayTaskMain(planFile: string, flags: TaskFlags): Promise<number> {
+  const plan = readPlan(planFile);
+  const run = plan.runs.find((r) => r.id === flags.run);
+  if (!run) {
+    throw new UsageError(`run ${flags.run || '(none)'} is not in ${planFile}: the sweep file changed since this job was submitted, `
+      + 'or SLURM_ARRAY_TASK_ID is not one of the script\'s indices; submit the sweep again');
+  }
+  const { SLURM_ARRAY_JOB_ID: job, SLURM_ARRAY_TASK_ID: index } = process.env;
+  const o = await workerOptions(plan, job ? `slurm-${job}_${index}` : 'task', new Date().toISOString(), flags);
+  const status = await trainOneRun(run, o);
+  if (status === null) o.say(`${run.id} had already ended; nothing to do`);
+  return status === null ? EXIT.finished : TASK_EXIT[status] ?? EXIT.failed;
 }

@@ -5,14 +5,22 @@ import { RunStore } from '../store/store.ts';
 import { formatOverrides, type Plan, type PlannedRun } from './plan.ts';
 import type { PlannedRunStatus, RunState } from './state.ts';
 
-export function describePlan(plan: Plan, statuses: PlannedRunStatus[]): string[] {
+/** A column shown before the overrides, e.g. each run's Slurm task. */
+export interface ExtraColumn {
+  header: string;
+  cells: string[];
+}
+
+export function describePlan(plan: Plan, statuses: PlannedRunStatus[], extra?: ExtraColumn): string[] {
   const dup = plan.duplicates > 0 ? `, ${plan.duplicates} duplicate combination(s) dropped` : '';
   const header = `sweep ${plan.sweep}: ${plan.runs.length} runs (${plan.method}${dup}) from ${plan.file}`;
   const rows = plan.runs.map((run, i) => {
     const s = statuses[i]!;
-    return [`#${run.index}`, run.id, run.hash, stateLabel(s), `${s.record?.step ?? 0}/${run.config.train.steps}`, formatOverrides(run.overrides)];
+    const more = extra ? [extra.cells[i]!] : [];
+    return [`#${run.index}`, run.id, run.hash, stateLabel(s), `${s.record?.step ?? 0}/${run.config.train.steps}`, ...more, formatOverrides(run.overrides)];
   });
-  return [header, ...align([['#', 'run', 'config hash', 'status', 'step', 'overrides'], ...rows])];
+  const titles = ['#', 'run', 'config hash', 'status', 'step', ...(extra ? [extra.header] : []), 'overrides'];
+  return [header, ...align([titles, ...rows])];
 }
 
 export function describeSummary(plan: Plan, statuses: PlannedRunStatus[]): string[] {

@@ -109,13 +109,18 @@ export function formatOverrides(overrides: Override[]): string {
   return overrides.map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`).join(' ');
 }
 
+/** Where the sweep's runs go: the base config's runs_dir (the sweep cannot override it). */
+export function runsDirOf(plan: Plan): string {
+  return plan.runs[0]?.config.output.runs_dir ?? 'runs';
+}
+
 export function planPath(runsDir: string, sweep: string): string {
   return path.join(runsDir, 'sweeps', sweep, 'plan.json');
 }
 
 /** Writes the plan under the sweep's folder (atomically: workers on other machines may be reading it). */
 export function writePlan(plan: Plan): string {
-  const file = planPath(plan.runs[0]?.config.output.runs_dir ?? 'runs', plan.sweep);
+  const file = planPath(runsDirOf(plan), plan.sweep);
   mkdirSync(path.dirname(file), { recursive: true });
   const tmp = `${file}.${process.pid}.tmp`;
   writeFileSync(tmp, JSON.stringify(plan, null, 2));

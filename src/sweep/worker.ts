@@ -54,6 +54,22 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerResult> {
   }
 }
 
+/**
+ * One Slurm array task's work: train exactly `run`. While a live worker holds its claim
+ * (e.g. the task's previous instance on a node that is gone, until its heartbeat goes
+ * stale), wait; returns how the run ended, or null when it had ended already.
+ */
+export async function trainOneRun(run: PlannedRun, o: WorkerOptions): Promise<string | null> {
+  for (let waited = false; ; waited = true) {
+    if (o.stopRequested()) return 'killed';
+    if (isDone(safeRecord(run), o.since)) return null;
+    const claim = tryClaim(run.dir, o.owner, o.staleAfterMs);
+    if (claim) return trainClaimed(run, claim, o);
+    if (!waited) o.say(`${run.id} is held by another worker; waiting until it ends or its heartbeat goes stale`);
+    await sleep(o.pollMs ?? 2000);
+  }
+}
+
 function claimFirst(open: PlannedRun[], o: WorkerOptions): { run: PlannedRun; claim: Claim } | null {
   for (const run of open) {
     const claim = tryClaim(run.dir, o.owner, o.staleAfterMs);
