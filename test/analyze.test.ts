@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
+import { stringify } from 'yaml';
 import { runCli, tempDir, writeConfig } from './helpers/cli.ts';
 
 function analysisCounts(dir: string): Record<string, number> {
@@ -55,4 +56,34 @@ test('normlab analyze refuses a missing checkpoint step and unknown analyses wit
   const bogus = runCli(['analyze', run, '--what', 'angular,bogus'], dir);
   assert.equal(bogus.code, 2);
   assert.match(bogus.stderr, /unknown analysis bogus/);
+});
+
+test('normlab analyze of a sweep run writes its own run.sqlite, from any working directory, and leaves it sealed', () => {
+  const dir = tempDir();
+  // A relative runs_dir: the run's output.db ("runs/<id>/run.sqlite") only means something from `dir`.
+  writeFileSync(join(dir, 'base.yaml'), stringify({
+    name: 'base', model: { preset: 'nano', n_layers: 2 },
+    train: { steps: 5, batch_size: 2, seq_len: 16, warmup_steps: 1, eval_every: 5, eval_batches: 2, diag_every: 5, checkpoint_every: 5 },
+    data: { corpus: 'brown', tokenizer: 'byte' }, output: { runs_dir: 'runs' },
+  }));
+  writeFileSync(join(dir, 'sweep.yaml'), stringify({ name: 'study', base: 'base.yaml', method: 'grid', parameters: { 'train.seed': { values: [0] } } }));
+  const swept = runCli(['sweep', 'sweep.yaml'], dir);
+  assert.equal(swept.code, 0, swept.stderr + swept.stdout);
+  const id = readdirSync(join(dir, 'runs')).find((n) => n.startsWith('study-'))!;
+  const own = join(dir, 'runs', id, 'run.sqlite');
+
+  const elsewhere = tempDir();
+  const r = runCli(['analyze', join(dir, 'runs', id), '--samples', '2', '--what', 'angular,layer-drop'], elsewhere);
+  assert.equal(r.code, 0, r.stderr);
+  const db = new Database(own, { readonly: true });
+  try {
+    const rows = db.prepare('SELECT analysis, count(*) AS n FROM analyses WHERE run_id = ? GROUP BY analysis ORDER BY analysis').all(id);
+    assert.deepEqual(rows, [{ analysis: 'angular', n: 3 }, { analysis: 'layer_drop', n: 2 }, { analysis: 'layer_drop_ppl', n: 2 }, { analysis: 'loss', n: 1 }]);
+  } finally {
+    db.close();
+  }
+  assert.deepEqual(readdirSync(elsewhere), [], 'nothing written in the working directory');
+  const header = readFileSync(own).subarray(18, 20);
+  assert.deepEqual([...header], [1, 1], 'still sealed: rollback journal, not WAL');
+  assert.equal(existsSync(`${own}-wal`), false);
 });

@@ -1,14 +1,18 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { resolveRunConfig } from '../src/config/load.ts';
 import { depthProfileRunsTable, depthProfileTable, headlineTable, layerTables } from '../src/report/build.ts';
 import { runFacts } from '../src/report/facts.ts';
+import { analysisFigures } from '../src/report/analysis-figures.ts';
+import { analysisLayerTables, analysisRunsTable } from '../src/report/analysis-tables.ts';
 import { figures } from '../src/report/figures.ts';
 import { gatherRuns } from '../src/report/gather.ts';
 import { svgToPng } from '../src/report/png.ts';
+import { buildReport, renderReport } from '../src/report/report.ts';
 import { renderTable, type Stat } from '../src/report/tables.ts';
+import { AnalysisStore, row } from '../src/store/analyses.ts';
 import { RunStore, type RunStatus } from '../src/store/store.ts';
 import { runCli, tempDir } from './helpers/cli.ts';
 
@@ -22,6 +26,8 @@ interface FakeRun {
   sweep?: string | null;
   /** Where the run's rows go: its own run.sqlite (a sweep run) or the shared default database. */
   db?: 'own' | 'default';
+  /** Steps with layer analyses: `all` of them (normlab analyze) or only the `cheap` ones (training's analyze_every). */
+  analyses?: { steps: number[]; kind: 'all' | 'cheap' };
 }
 
 /** Block b's gradient norm at diagnostic step s of a fake run: distinct per run, block and step. */
@@ -56,8 +62,31 @@ function fakeRuns(runs: FakeRun[]): string {
     store.heartbeat(r.id, r.status === 'diverged' ? 12 : 20);
     store.setStatus(r.id, r.status ?? 'finished', r.status === 'diverged' ? { divergedStep: 12, error: 'loss is NaN at step 12' } : {});
     store.close();
+    if (r.analyses) writeAnalyses(store.file, r, layers);
   }
   return dir;
+}
+
+/** Known analysis values, distinct per run, step and position. */
+const angularAt = (r: FakeRun, s: number, i: number, n: number) => (i + n) / 100 + s / 1000 + r.seed / 10_000;
+const dropAt = (r: FakeRun, s: number, b: number) => (b - 2) * 0.01 + s / 1000 + r.seed / 10_000;
+const hiddenVarAt = (r: FakeRun, s: number, l: number) => (r.norm === 'pre' ? (l + 1) ** 2 : 1) * (1 + s / 10);
+
+function writeAnalyses(file: string, r: FakeRun, layers: number): void {
+  const analyses = AnalysisStore.open(file);
+  for (const s of r.analyses!.steps) {
+    const blocks = Array.from({ length: layers }, (_, k) => k + 1);
+    analyses.write(r.id, s, 'angular', blocks.flatMap((n) => Array.from({ length: layers - n + 1 }, (_, i) => row(i, angularAt(r, s, i, n), { n }))));
+    analyses.write(r.id, s, 'variance', [0, ...blocks].map((l) => row(l, hiddenVarAt(r, s, l))));
+    analyses.write(r.id, s, 'max_abs', blocks.map((b) => row(b, 10 * b + s)));
+    analyses.write(r.id, s, 'cosine', blocks.map((b) => row(b, 1 - b / 100)));
+    if (r.analyses!.kind === 'cheap') continue;
+    analyses.write(r.id, s, 'loss', [row(0, 2.5)]);
+    analyses.write(r.id, s, 'layer_drop', blocks.map((b) => row(b, dropAt(r, s, b))));
+    analyses.write(r.id, s, 'layer_drop_ppl', blocks.map((b) => row(b, Math.exp(2.5 + dropAt(r, s, b)))));
+    analyses.write(r.id, s, 'gradnorm', blocks.map((b) => row(b, b / 10)));
+  }
+  analyses.close();
 }
 
 const STUDY: FakeRun[] = [
@@ -186,12 +215,12 @@ test('normlab report --out writes the document, SVG and PNG figures and a long C
     assert.ok(existsSync(join(out, 'figures', `${name}.png`)));
   }
   const csv = readFileSync(join(out, 'metrics.csv'), 'utf8').trim().split('\n');
-  assert.equal(csv[0], 'run,sweep,strategy,seed,kind,name,step,layer,param,value');
+  assert.equal(csv[0], 'run,sweep,strategy,seed,kind,name,step,layer,n,param,value');
   // Per run: 20 losses + 2 val/ppl + 1 val/loss, 4 steps × 2 metrics × blocks, 1 parameter row.
   const rowsPerRun = (layers: number) => 23 + 4 * 2 * layers + 1;
   assert.equal(csv.length - 1, 6 * rowsPerRun(2) + rowsPerRun(6));
-  assert.ok(csv.includes('pre-0,s,pre,0,layer,output_var,20,2,,12'), 'a layer row: block 2 of Pre-LN at step 20, 4 × 3');
-  assert.ok(csv.includes('pre-0,s,pre,0,param,grad_norm,5,,model.layers.0.mlp.up_proj.weight,0.5'));
+  assert.ok(csv.includes('pre-0,s,pre,0,layer,output_var,20,2,,,12'), 'a layer row: block 2 of Pre-LN at step 20, 4 × 3');
+  assert.ok(csv.includes('pre-0,s,pre,0,param,grad_norm,5,,,model.layers.0.mlp.up_proj.weight,0.5'));
 });
 
 test('normlab report prints every format to stdout, and says so when there is nothing to report', () => {
@@ -234,4 +263,111 @@ test('a reader opens a store read-only and cannot write to it; a sealed store is
   reader.close();
   assert.throws(() => RunStore.open(join(dir, 'absent.sqlite'), { readonly: true }), /unable to open/);
   assert.equal(existsSync(join(dir, 'absent.sqlite')), false, 'a read-only open creates nothing');
+});
+
+/** Three blocks; Pre-LN fully analysed at steps 10 and 20, Post-LN only the cheap analyses (training's analyze_every). */
+const ANALYSED: FakeRun[] = [
+  { id: 'pre-0', norm: 'pre', seed: 0, layers: 3, ppl: 10, analyses: { steps: [10, 20], kind: 'all' } },
+  { id: 'pre-1', norm: 'pre', seed: 1, layers: 3, ppl: 12, analyses: { steps: [10, 20], kind: 'all' } },
+  { id: 'post-0', norm: 'post', seed: 0, layers: 3, ppl: 20, analyses: { steps: [20], kind: 'cheap' } },
+  { id: 'post-1', norm: 'post', seed: 1, layers: 3, ppl: 22 },
+];
+
+const texts = (svg: string) => [...svg.matchAll(/<text[^>]*>([^<]*)<\/text>/g)].map((m) => m[1]);
+
+test('analysis figures: an angular heatmap panel per run with L(L+1)/2 cells, a layer-drop bar per block and strategy with a dot per seed, variance and max |h| against depth', () => {
+  const gathered = gatherRuns(fakeRuns(ANALYSED), { sweep: 's' });
+  const facts = runFacts(gathered.runs);
+  const figs = new Map(analysisFigures(facts, 'Sweep s').map((f) => [f.name, f.svg]));
+  assert.deepEqual([...figs.keys()], ['angular-distance', 'layer-drop', 'hidden-variance-depth', 'max-activation-depth']);
+
+  const angular = figs.get('angular-distance')!;
+  assert.equal(angular.match(/<use href="#cell"/g)?.length, 3 * 6, 'three analysed runs, pairs (i, n) with i + n ≤ 3');
+  const a = texts(angular);
+  assert.ok(a.includes('Angular distance d(hᵢ, hᵢ₊ₙ) between hidden states (Gromov et al.)'), 'title');
+  assert.ok(a.includes('i: first hidden state hᵢ (0 = embedding output)') && a.includes('n: blocks spanned'), 'axis titles');
+  assert.ok(a.includes('angular distance arccos(cos)/π'), 'colour bar label');
+  assert.deepEqual(a.filter((t) => /, seed \d$/.test(t!)), ['Post-LN, seed 0', 'Pre-LN, seed 0', 'Pre-LN, seed 1'], 'one panel per analysed run, none for post-1');
+  assert.ok(a.some((t) => t!.includes('checkpoint step 20')), 'the latest analysed step by default');
+
+  const drop = figs.get('layer-drop')!;
+  assert.equal(drop.match(/<rect class="bar"/g)?.length, 3, 'one bar per block for the one strategy with layer drop');
+  assert.equal(drop.match(/<circle class="point"/g)?.length, 3 * 2, 'a dot per block and seed');
+  const d = texts(drop);
+  assert.ok(d.includes('Pre-LN (mean of 2)') && !d.includes('Post-LN'), 'legend: only strategies with layer drop');
+  assert.ok(d.includes('block removed (1 = nearest the embedding)'));
+  assert.ok(d.includes('Δ val. loss (nats/token) (symlog, linear within ±0.001)'));
+  assert.deepEqual(['1', '2', '3'].map((b) => d.includes(b)), [true, true, true], 'a label per block');
+
+  const variance = texts(figs.get('hidden-variance-depth')!);
+  assert.ok(variance.includes('ℓ: blocks applied (h_ℓ; 0 = embedding output)'));
+  assert.ok(variance.includes('Pre-LN') && variance.includes('Post-LN'), 'strategies side by side');
+  assert.ok(texts(figs.get('max-activation-depth')!).includes('max |h_ℓ| over tokens and channels (log scale)'));
+
+  const cheapOnly = analysisFigures(facts.filter((f) => f.strategy === 'post'), 'Sweep s').map((f) => f.name);
+  assert.deepEqual(cheapOnly, ['angular-distance', 'hidden-variance-depth', 'max-activation-depth'], 'no layer-drop figure without layer-drop rows');
+  gathered.close();
+});
+
+test('analysis tables hold the latest analysed step by default and the asked step with analysisStep', () => {
+  const gathered = gatherRuns(fakeRuns(ANALYSED), { sweep: 's' });
+  const [pre0, pre1] = ANALYSED;
+  for (const step of [undefined, 10]) {
+    const s = step ?? 20;
+    const facts = runFacts(gathered.runs, step === undefined ? {} : { analysisStep: step });
+    const tables = new Map(analysisLayerTables(facts).map((t) => [t.id, t]));
+    const angular = tables.get('angular-adjacent')!;
+    assert.deepEqual(angular.columns, ['block', 'Post-LN', 'Pre-LN'].filter((c) => step === undefined || c !== 'Post-LN'));
+    const preCol = angular.columns.indexOf('Pre-LN');
+    assert.ok(Math.abs((angular.rows[2]![preCol] as number) - (angularAt(pre0!, s, 2, 1) + angularAt(pre1!, s, 2, 1)) / 2) < 1e-12, `d(h_2, h_3) at step ${s}, mean over seeds`);
+    assert.match(angular.note!, new RegExp(`checkpoint step ${s}\\.`));
+    const variance = tables.get('hidden-variance')!;
+    assert.deepEqual(variance.rows.map((r) => r[0]), [0, 1, 2, 3], 'h_0 … h_3');
+    assert.equal(variance.rows[3]![variance.columns.indexOf('Pre-LN')], hiddenVarAt(pre0!, s, 3));
+    const drop = tables.get('layer-drop')!;
+    assert.deepEqual(drop.columns, ['block', 'Pre-LN'], 'only strategies with layer drop');
+    const perRun = analysisRunsTable(facts).rows.find((r) => r[0] === 'pre-0')!;
+    assert.equal(perRun[4], s, 'step');
+    assert.equal(perRun[10], 1, 'block 1 is the cheapest to drop');
+    assert.equal(perRun[11], dropAt(pre0!, s, 1));
+  }
+  gathered.close();
+});
+
+test('without analyses the report has no analysis figures, tables or section', () => {
+  const { facts, gathered } = studyFacts();
+  const report = buildReport(facts, 'Sweep s');
+  assert.deepEqual([report.analysisFigures, report.analysisTables], [[], []]);
+  assert.doesNotMatch(renderReport(report, 'md', 'svg'), /Layer analyses|angular/i);
+  assert.doesNotMatch(renderReport(report, 'json'), /analysis-runs/);
+  gathered.close();
+});
+
+test('normlab report --out shows the analyses: figures, md section, per-table CSVs and analysis rows in the long CSV; --step picks the step', () => {
+  const dir = fakeRuns(ANALYSED);
+  const out = join(dir, '..', 'report');
+  const r = runCli(['report', '--runs-dir', dir, '--sweep', 's', '--format', 'md', '--out', out, '--figures', 'svg']);
+  assert.equal(r.code, 0, r.stderr);
+  const md = readFileSync(join(out, 'report.md'), 'utf8');
+  assert.match(md, /## Layer analyses\n[\s\S]*### Layer analyses per run[\s\S]*!\[Angular distance between hidden states\]\(figures\/angular-distance\.svg\)[\s\S]*## Per-block tables/);
+  assert.deepEqual(readdirSync(join(out, 'figures')).filter((f) => /angular|layer-drop|hidden|max-act/.test(f)).sort(),
+    ['angular-distance.svg', 'hidden-variance-depth.svg', 'layer-drop.svg', 'max-activation-depth.svg']);
+  const csv = readFileSync(join(out, 'metrics.csv'), 'utf8').trim().split('\n');
+  assert.equal(csv[0], 'run,sweep,strategy,seed,kind,name,step,layer,n,param,value');
+  assert.ok(csv.includes(`pre-1,s,pre,1,analysis,angular,10,1,2,,${angularAt(ANALYSED[1]!, 10, 1, 2)}`), 'an angular row: h_1 to h_3 at step 10');
+  assert.ok(csv.includes(`pre-0,s,pre,0,analysis,layer_drop,20,3,,,${dropAt(ANALYSED[0]!, 20, 3)}`));
+  assert.ok(csv.includes('pre-0,s,pre,0,layer,output_var,20,2,,,12'), 'metric rows keep their place, with an empty n');
+  // Pre-LN: 2 steps × (6 angular + 4 variance + 3 × 3 max/cos/drop + 3 drop ppl + 3 grad + 1 loss); Post-LN seed 0: 6 + 4 + 3 + 3.
+  assert.equal(csv.filter((l) => l.includes(',analysis,')).length, 2 * 2 * (6 + 4 + 3 * 5 + 1) + 16);
+
+  const csvOut = join(dir, '..', 'csv');
+  assert.equal(runCli(['report', '--runs-dir', dir, '--sweep', 's', '--format', 'csv', '--out', csvOut, '--figures', 'none', '--step', '10']).code, 0);
+  const runs = readFileSync(join(csvOut, 'analysis-runs.csv'), 'utf8').trim().split('\n');
+  assert.deepEqual(runs.slice(1).map((l) => l.split(',').slice(0, 5).join(',')), ['pre-0,Pre-LN,3L d64,0,10', 'pre-1,Pre-LN,3L d64,1,10'], 'only the runs analysed at step 10, at step 10');
+  assert.ok(existsSync(join(csvOut, 'layer-drop.csv')));
+
+  const none = runCli(['report', '--runs-dir', dir, '--sweep', 's', '--step', '7']);
+  assert.equal(none.code, 0);
+  assert.match(none.stderr, /no run has layer analyses at step 7/);
+  assert.doesNotMatch(none.stdout, /Layer analyses per run/);
 });

@@ -21,6 +21,18 @@ export interface AnalysisTarget {
   config: RunConfig;
   checkpointDir: string;
   step: number;
+  /** The store holding the run's metrics, where its analyses go (see runStoreFile). */
+  db: string;
+}
+
+/**
+ * A sweep run's own `<run>/run.sqlite` when there is one, else the config's
+ * `output.db` (normlab train's shared database): the analyses sit beside the
+ * run's metrics, whatever the working directory (output.db may be relative).
+ */
+export function runStoreFile(runDir: string, config: RunConfig): string {
+  const own = join(runDir, 'run.sqlite');
+  return existsSync(own) ? own : config.output.db;
 }
 
 /** A run id (under runs/), a run folder, or one checkpoint folder of a run. */
@@ -39,7 +51,7 @@ export function resolveTarget(target: string, step?: number): AnalysisTarget {
     const have = checkpoints.map((c) => c.step).join(', ') || 'none';
     throw new AnalyzeError(`${runDir}: no checkpoint${step !== undefined ? ` at step ${step}` : ''} (checkpoints: ${have})`);
   }
-  return { runId: basename(runDir), runDir, config, checkpointDir: chosen.dir, step: chosen.step };
+  return { runId: basename(runDir), runDir, config, checkpointDir: chosen.dir, step: chosen.step, db: runStoreFile(runDir, config) };
 }
 
 /** The first `samples` validation sequences of the run's data, as one batch. */

@@ -1,8 +1,11 @@
 // normlab analyze <run | checkpoint dir> [--step N] [--what …] [--samples N] [--force]
+import { closeSync, existsSync, openSync, readSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type { Command } from 'commander';
 import { ANALYSES, type AnalysisName } from '../analyze/analyses.ts';
 import { analyzeCheckpoint, resolveTarget, validationSample } from '../analyze/checkpoint-analysis.ts';
 import { AnalysisStore } from '../store/analyses.ts';
+import { RunStore } from '../store/store.ts';
 import { trainingData } from '../train/run.ts';
 import { backendOption, startBackend, UsageError } from './common.ts';
 import type { SetExitCode } from './main.ts';
@@ -43,11 +46,16 @@ export function registerAnalyze(program: Command, setExitCode: SetExitCode): voi
       const samples = positiveInt('--samples', flags.samples);
       const target = resolveTarget(targetArg, flags.step === undefined ? undefined : positiveInt('--step', flags.step));
       await startBackend(flags.backend);
-      const { train } = target.config;
-      // Enough validation batches for the sample, whatever the run evaluated on.
-      const data = await trainingData({ ...target.config, train: { ...train, eval_batches: Math.ceil(samples / train.batch_size) } });
+      const { train, output } = target.config;
+      // Enough validation batches for the sample, whatever the run evaluated on; the data cache of the
+      // run's own runs folder (<runs_dir>/<run>), not one under the working directory.
+      const data = await trainingData({
+        ...target.config, output: { ...output, runs_dir: dirname(target.runDir) },
+        train: { ...train, eval_batches: Math.ceil(samples / train.batch_size) },
+      });
       const tokens = validationSample(data.validation, train.seq_len, samples);
-      const store = AnalysisStore.open(target.config.output.db);
+      const sealed = isSealed(target.db);
+      const store = AnalysisStore.open(target.db);
       try {
         const { computed, cached } = analyzeCheckpoint(target, store, { what, tokens, samples, force: Boolean(flags.force) });
         console.log(`run ${target.runId} step ${target.step}: computed ${computed.join(', ') || 'nothing'}${cached.length ? `; already stored: ${cached.join(', ')} (--force recomputes)` : ''}`);
@@ -55,8 +63,32 @@ export function registerAnalyze(program: Command, setExitCode: SetExitCode): voi
       } finally {
         store.close();
       }
+      if (sealed) reseal(target.db);
       setExitCode(0);
     });
+}
+
+/** A sealed store uses a rollback journal: header bytes 18–19 (file format versions) are 1, not 2 (WAL). */
+function isSealed(file: string): boolean {
+  if (!existsSync(file)) return false;
+  const header = Buffer.alloc(20);
+  const fd = openSync(file, 'r');
+  try {
+    return readSync(fd, header, 0, 20, 0) === 20 && header[18] === 1 && header[19] === 1;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** A finished sweep run stays one self-contained file after its analyses are added (docs/sweeps.md). */
+function reseal(file: string): void {
+  const store = RunStore.open(file);
+  try {
+    store.seal();
+  } finally {
+    store.close();
+  }
+  if (!isSealed(file)) console.error(`normlab: warning: ${file} could not be sealed again (another process has it open): it stays in WAL mode, with -wal and -shm files beside it`);
 }
 
 function printSummary(store: AnalysisStore, runId: string, step: number, layers: number): void {

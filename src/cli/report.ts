@@ -1,5 +1,6 @@
-// normlab report [--sweep NAME] [--format table|md|csv|json] [--out DIR] …
+// normlab report [--sweep NAME] [--format table|md|csv|json] [--out DIR] [--step N] …
 import { Option, type Command } from 'commander';
+import { hasAnalyses } from '../report/analyses.ts';
 import { runFacts } from '../report/facts.ts';
 import { gatherRuns } from '../report/gather.ts';
 import { buildReport, renderReport, writeReport } from '../report/report.ts';
@@ -14,6 +15,7 @@ interface ReportFlags {
   figures: string;
   longCsv: boolean;
   title?: string;
+  step?: string;
 }
 
 const FIGURE_KINDS = ['svg', 'png'] as const;
@@ -24,6 +26,12 @@ function figureKinds(text: string): ('svg' | 'png')[] {
   const bad = kinds.filter((k) => !(FIGURE_KINDS as readonly string[]).includes(k));
   if (bad.length) throw new UsageError(`--figures: expected svg, png, svg,png or none, got ${text}`);
   return kinds as ('svg' | 'png')[];
+}
+
+function stepOf(text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 0) throw new UsageError(`--step: expected a step number, got "${text}"`);
+  return n;
 }
 
 export function registerReport(program: Command): void {
@@ -37,15 +45,20 @@ export function registerReport(program: Command): void {
     .option('--figures <kinds>', 'with --out: svg, png, svg,png or none', 'svg,png')
     .option('--no-long-csv', 'with --out: skip metrics.csv (every metric of every run)')
     .option('--title <text>', 'the report\'s title')
+    .option('--step <n>', 'layer analyses at this checkpoint step (default: each run\'s latest analysed step)')
     .action(async (flags: ReportFlags) => {
       const kinds = figureKinds(flags.figures);
+      const analysisStep = flags.step === undefined ? undefined : stepOf(flags.step);
       const gathered = gatherRuns(flags.runsDir, flags.sweep ? { sweep: flags.sweep } : {});
       try {
         for (const why of gathered.unreadable) console.error(`normlab: warning: skipped ${why}`);
         if (gathered.runs.length === 0) {
           throw new UsageError(`no runs${flags.sweep ? ` of sweep ${flags.sweep}` : ''} in ${flags.runsDir} (see normlab runs --runs-dir ${flags.runsDir})`);
         }
-        const facts = runFacts(gathered.runs);
+        const facts = runFacts(gathered.runs, analysisStep === undefined ? {} : { analysisStep });
+        if (analysisStep !== undefined && !facts.some((f) => hasAnalyses(f.analyses))) {
+          console.error(`normlab: warning: no run has layer analyses at step ${analysisStep} (normlab analyze <run> --step ${analysisStep})`);
+        }
         const title = flags.title ?? (flags.sweep ? `Sweep ${flags.sweep}` : `Runs in ${flags.runsDir}`);
         const report = buildReport(facts, title);
         if (!flags.out) {

@@ -4,6 +4,7 @@
 import type { RunConfig } from '../config/schema.ts';
 import { PRESETS } from '../config/presets.ts';
 import type { RunStatus } from '../store/store.ts';
+import { AnalysisReader, readRunAnalyses, type RunAnalyses } from './analyses.ts';
 import type { GatheredRun } from './gather.ts';
 
 /** The papers' names, in the order Mix-LN's tables use, then the rest. */
@@ -47,37 +48,53 @@ export interface RunFacts {
   valPpl?: number;
   gradNorm: LayerSeries;
   outputVar: LayerSeries;
+  /** Layer analyses of a checkpoint (normlab analyze), each at one step; empty when the run has none. */
+  analyses: RunAnalyses;
   source: GatheredRun;
+}
+
+export interface FactsOptions {
+  /** Read the analyses at this step (default: each run's latest analysed step, per analysis). */
+  analysisStep?: number;
 }
 
 /** Keys that never split a row: labels, paths, cadences, the seed, the strategy and the size itself. */
 const NOT_GROUPING = new Set([
-  'name', 'model_preset', 'train.seed', 'train.log_every', 'train.diag_every', 'train.checkpoint_every',
+  'name', 'model_preset', 'train.seed', 'train.log_every', 'train.diag_every', 'train.analyze_every', 'train.checkpoint_every',
   'train.keep_checkpoints', 'model.norm', 'model.vocab_size', 'model.d_model', 'model.n_layers',
   'model.n_heads', 'model.ffn_dim',
 ]);
 
-export function runFacts(runs: GatheredRun[]): RunFacts[] {
+export function runFacts(runs: GatheredRun[], options: FactsOptions = {}): RunFacts[] {
   const sizes = runs.map((r) => sizeOf(r.record.config));
   const extras = groupingKeys(runs.map((r) => r.record.config), sizes.map((s) => s.label));
-  return runs.map((g, i) => {
-    const { record, store } = g;
-    const config = record.config;
-    const extra = extras.map((k) => `${k.split('.').at(-1)}=${JSON.stringify(flatten(config)[k])}`).join(' ');
-    const valLoss = store.scalarSeries(record.id, 'val/loss').at(-1)?.value;
-    const valPpl = store.scalarSeries(record.id, 'val/ppl').at(-1)?.value;
-    return {
-      id: record.id, sweep: record.sweep, status: record.status, seed: record.seed,
-      strategy: config.model.norm, size: sizes[i]!,
-      group: `${strategyLabel(config.model.norm)}${extra ? ` ${extra}` : ''}`,
-      step: record.step, totalSteps: record.totalSteps, divergedStep: record.divergedStep, backend: record.backend,
-      ...(valLoss !== undefined && { valLoss }),
-      ...(valPpl !== undefined && { valPpl }),
-      gradNorm: layerSeries(g, 'grad_norm', config.model.n_layers),
-      outputVar: layerSeries(g, 'output_var', config.model.n_layers),
-      source: g,
-    };
-  });
+  const readers = new Map<string, AnalysisReader>();
+  const reader = (file: string) => readers.get(file) ?? readers.set(file, AnalysisReader.open(file)).get(file)!;
+  try {
+    return runs.map((g, i) => runFactsOf(g, sizes[i]!, extras, reader(g.store.file), options));
+  } finally {
+    readers.forEach((r) => r.close());
+  }
+}
+
+function runFactsOf(g: GatheredRun, size: Size, extras: string[], analyses: AnalysisReader, options: FactsOptions): RunFacts {
+  const { record, store } = g;
+  const config = record.config;
+  const extra = extras.map((k) => `${k.split('.').at(-1)}=${JSON.stringify(flatten(config)[k])}`).join(' ');
+  const valLoss = store.scalarSeries(record.id, 'val/loss').at(-1)?.value;
+  const valPpl = store.scalarSeries(record.id, 'val/ppl').at(-1)?.value;
+  return {
+    id: record.id, sweep: record.sweep, status: record.status, seed: record.seed,
+    strategy: config.model.norm, size,
+    group: `${strategyLabel(config.model.norm)}${extra ? ` ${extra}` : ''}`,
+    step: record.step, totalSteps: record.totalSteps, divergedStep: record.divergedStep, backend: record.backend,
+    ...(valLoss !== undefined && { valLoss }),
+    ...(valPpl !== undefined && { valPpl }),
+    gradNorm: layerSeries(g, 'grad_norm', config.model.n_layers),
+    outputVar: layerSeries(g, 'output_var', config.model.n_layers),
+    analyses: readRunAnalyses(analyses, record.id, config.model.n_layers, options.analysisStep),
+    source: g,
+  };
 }
 
 export function strategyLabel(strategy: string): string {

@@ -20,7 +20,7 @@ function dashFor(k: number): { dash?: string } {
 }
 
 /** Colour by strategy; a second row of the same strategy (another mix_alpha, say) gets a dash. */
-function styles(facts: RunFacts[]): Map<string, { color: string; dash?: string }> {
+export function styles(facts: RunFacts[]): Map<string, { color: string; dash?: string }> {
   const out = new Map<string, { color: string; dash?: string }>();
   const perStrategy = new Map<string, number>();
   for (const g of orderedGroups(facts)) {

@@ -1,8 +1,11 @@
 // The report as files: one document in the chosen format (all tables, and in
 // Markdown the figures inline), the figures as SVG and PNG, and a long-format
-// CSV of every metric.
+// CSV of every metric and analysis row.
 import { closeSync, mkdirSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
+import { AnalysisReader, hasAnalyses } from './analyses.ts';
+import { analysisFigures } from './analysis-figures.ts';
+import { analysisTables } from './analysis-tables.ts';
 import { depthProfileRunsTable, depthProfileTable, headlineTable, layerTables, runsTable } from './build.ts';
 import type { RunFacts } from './facts.ts';
 import { figures as makeFigures, type Figure } from './figures.ts';
@@ -15,37 +18,53 @@ export interface Report {
   summary: string;
   tables: Table[];
   figures: Figure[];
+  /** The layer analyses (normlab analyze): empty when no run has any. */
+  analysisTables: Table[];
+  analysisFigures: Figure[];
 }
 
 export function buildReport(facts: RunFacts[], title: string): Report {
   const counts = new Map<string, number>();
   for (const f of facts) counts.set(f.status, (counts.get(f.status) ?? 0) + 1);
   const backends = [...new Set(facts.map((f) => f.backend))].join(', ');
+  const analysed = facts.filter((f) => hasAnalyses(f.analyses)).length;
   return {
     title,
-    summary: `${facts.length} runs (${[...counts].map(([s, n]) => `${n} ${s}`).join(', ')}); backend ${backends}.`,
+    summary: `${facts.length} runs (${[...counts].map(([s, n]) => `${n} ${s}`).join(', ')}); backend ${backends}.${analysed ? ` Layer analyses of ${analysed} of them.` : ''}`,
     tables: [headlineTable(facts), depthProfileTable(facts), depthProfileRunsTable(facts), ...layerTables(facts), runsTable(facts)],
     figures: makeFigures(facts, title),
+    analysisTables: analysisTables(facts),
+    analysisFigures: analysisFigures(facts, title),
   };
 }
+
+const ANALYSES_INTRO = 'From `normlab analyze` (or training\'s `analyze_every`): the model at a checkpoint on held-out validation sequences — '
+  + 'angular distance between hidden states (Gromov et al.), the loss increase when one block is replaced by the identity, '
+  + 'the variance and the largest absolute value of the hidden states. Each run at its latest analysed step unless `--step` picks one.';
 
 /** The whole report as one text in `format` (stdout, or report.<ext> under --out). */
 export function renderReport(r: Report, format: Format, figureExt?: 'svg' | 'png'): string {
   switch (format) {
     case 'json':
-      return JSON.stringify({ title: r.title, summary: r.summary, tables: r.tables.map(jsonTable) }, null, 2) + '\n';
+      return JSON.stringify({ title: r.title, summary: r.summary, tables: [...r.tables, ...r.analysisTables].map(jsonTable) }, null, 2) + '\n';
     case 'csv':
       // Several tables in one stream: each after a `# title` line, a blank line between.
-      return r.tables.map((t) => `# ${t.title}\n${renderTable(t, 'csv')}`).join('\n');
+      return [...r.tables, ...r.analysisTables].map((t) => `# ${t.title}\n${renderTable(t, 'csv')}`).join('\n');
     case 'table':
-      return [r.title, r.summary, '', ...r.tables.map((t) => renderTable(t, 'table'))].join('\n');
+      return [r.title, r.summary, '', ...[...r.tables, ...r.analysisTables].map((t) => renderTable(t, 'table'))].join('\n');
     case 'md': {
       // The headline and the depth profiles first, then the figures, then the per-block detail.
       const [headline, profile, profileRuns, ...rest] = r.tables;
-      const figs = figureExt ? ['## Figures', '', ...r.figures.map((f) => `![${f.title}](figures/${f.name}.${figureExt})\n`)] : [];
+      const images = (figures: Figure[]) => (figureExt ? figures.map((f) => `![${f.title}](figures/${f.name}.${figureExt})\n`) : []);
+      const figs = figureExt ? ['## Figures', '', ...images(r.figures)] : [];
+      // The analyses: their per-run summary, their figures, then the per-block tables.
+      const [analysisRuns, ...analysisBlocks] = r.analysisTables;
+      const analyses = analysisRuns
+        ? ['## Layer analyses', '', ANALYSES_INTRO, '', renderTable(analysisRuns, 'md'), ...images(r.analysisFigures), ...analysisBlocks.map((t) => renderTable(t, 'md'))]
+        : [];
       return [
         `# ${r.title}`, '', r.summary, '', ...[headline!, profile!, profileRuns!].map((t) => renderTable(t, 'md')),
-        ...figs, '## Per-block tables', '', ...rest.map((t) => renderTable(t, 'md')),
+        ...figs, ...analyses, '## Per-block tables', '', ...rest.map((t) => renderTable(t, 'md')),
       ].join('\n');
     }
   }
@@ -71,11 +90,11 @@ export async function writeReport(dir: string, r: Report, facts: RunFacts[], o: 
   };
   const figureExt = o.figures.includes('svg') ? 'svg' : o.figures.includes('png') ? 'png' : undefined;
   if (o.format === 'csv') {
-    for (const t of r.tables) put(`${t.id}.csv`, renderTable(t, 'csv'));
+    for (const t of [...r.tables, ...r.analysisTables]) put(`${t.id}.csv`, renderTable(t, 'csv'));
   } else {
     put(`report.${EXT[o.format]}`, renderReport(r, o.format, figureExt));
   }
-  for (const f of r.figures) {
+  for (const f of [...r.figures, ...r.analysisFigures]) {
     if (o.figures.includes('svg')) put(`figures/${f.name}.svg`, f.svg);
     if (o.figures.includes('png')) put(`figures/${f.name}.png`, await svgToPng(f.svg));
   }
@@ -83,24 +102,38 @@ export async function writeReport(dir: string, r: Report, facts: RunFacts[], o: 
   return files;
 }
 
-/** Every metric row of every run, one per line, for users' own tools (streamed: it can be large). */
+/**
+ * Every metric and analysis row of every run, one per line, for users' own tools
+ * (streamed: it can be large). Analysis rows have kind `analysis`, the row set as
+ * name (angular, layer_drop, variance, …), layer as stored and, for angular, the offset n.
+ */
 export function writeLongCsv(file: string, facts: RunFacts[]): string {
   const fd = openSync(file, 'w');
+  const readers = new Map<string, AnalysisReader>();
   try {
-    writeSync(fd, 'run,sweep,strategy,seed,kind,name,step,layer,param,value\n');
+    writeSync(fd, 'run,sweep,strategy,seed,kind,name,step,layer,n,param,value\n');
     for (const f of facts) {
       const prefix = [f.id, f.sweep ?? '', f.strategy, String(f.seed)].map(csvField).join(',');
       let chunk = '';
+      const put = (line: string) => {
+        chunk += line;
+        if (chunk.length > 1 << 16) { writeSync(fd, chunk); chunk = ''; }
+      };
       for (const m of f.source.store.metricRows(f.id)) {
         const layer = m.kind === 'layer' ? String(m.index) : '';
         const param = m.kind === 'param' ? csvField(String(m.index)) : '';
-        chunk += `${prefix},${m.kind},${csvField(m.name)},${m.step},${layer},${param},${m.value}\n`;
-        if (chunk.length > 1 << 16) { writeSync(fd, chunk); chunk = ''; }
+        put(`${prefix},${m.kind},${csvField(m.name)},${m.step},${layer},,${param},${m.value}\n`);
+      }
+      const file = f.source.store.file;
+      const reader = readers.get(file) ?? readers.set(file, AnalysisReader.open(file)).get(file)!;
+      for (const a of reader.allRows(f.id)) {
+        put(`${prefix},analysis,${csvField(a.analysis)},${a.step},${a.layer},${a.analysis === 'angular' ? a.n : ''},${csvField(a.param)},${a.value}\n`);
       }
       writeSync(fd, chunk);
     }
   } finally {
     closeSync(fd);
+    readers.forEach((r) => r.close());
   }
   return file;
 }

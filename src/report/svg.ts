@@ -1,5 +1,5 @@
-// A small SVG plotter: line plots (linear or log axes, error bars, legend) and
-// heatmap panels with a colour bar. Plain strings, no browser, so figures are
+// A small SVG plotter: line plots (linear or log axes, error bars, legend),
+// grouped bar charts, and heatmap panels with a colour bar. Plain strings, no browser, so figures are
 // made wherever the report runs and stay small enough to commit.
 
 export interface Axis {
@@ -7,6 +7,11 @@ export interface Axis {
   log?: boolean;
   /** Whole-number ticks only (blocks, steps). */
   integer?: boolean;
+  /**
+   * Symmetric log scale with this linear threshold: sign(v)·log10(1 + |v|/c), so
+   * values of both signs spanning decades show (layer drop: 1e-4 … 1 nats).
+   */
+  symlog?: number;
 }
 
 export interface Series {
@@ -36,8 +41,8 @@ export interface HeatPanel {
   /** Column coordinates (e.g. steps) and row coordinates (e.g. blocks), ascending. */
   xs: number[];
   ys: number[];
-  /** values[row][col]; NaN is drawn grey. */
-  values: number[][];
+  /** values[row][col]; NaN is drawn grey, null not at all (e.g. a triangular matrix). */
+  values: (number | null)[][];
 }
 
 export interface Heatmap {
@@ -49,6 +54,27 @@ export interface Heatmap {
   panels: HeatPanel[];
   /** Panels per row (default: up to 3). */
   columns?: number;
+}
+
+export interface BarGroup {
+  label: string;
+  color: string;
+  /** One bar per category; null: no bar. */
+  values: (number | null)[];
+  /** Single values drawn as dots over the bar (e.g. each seed of a mean), per category. */
+  points?: number[][];
+}
+
+export interface BarChart {
+  title: string;
+  subtitle?: string;
+  /** The categories' axis (its label); categories are drawn in order. */
+  x: Axis;
+  y: Axis;
+  categories: string[];
+  groups: BarGroup[];
+  /** Legend text for the dots. */
+  pointsLabel?: string;
 }
 
 const FONT = 'font-family="DejaVu Sans, Arial, Helvetica, sans-serif"';
@@ -69,6 +95,7 @@ interface Scale {
 
 /** Linear or log10 scale over the data range, padded, with readable ticks. */
 export function scale(values: number[], axis: Axis, from: number, to: number): Scale {
+  if (axis.symlog) return symlogScale(values, axis.symlog, from, to);
   const finite = values.filter((v) => Number.isFinite(v) && (!axis.log || v > 0));
   let lo = finite.length ? Math.min(...finite) : axis.log ? 1 : 0;
   let hi = finite.length ? Math.max(...finite) : axis.log ? 10 : 1;
@@ -85,11 +112,26 @@ export function scale(values: number[], axis: Axis, from: number, to: number): S
   return { map: (v) => from + ((v - lo) / (hi - lo)) * (to - from), ticks: linearTicks(lo, hi, axis.integer) };
 }
 
+function symlogScale(values: number[], c: number, from: number, to: number): Scale {
+  const tr = (v: number) => Math.sign(v) * Math.log10(1 + Math.abs(v) / c);
+  const finite = values.filter(Number.isFinite).map(tr);
+  let lo = finite.length ? Math.min(0, ...finite) : 0;
+  let hi = finite.length ? Math.max(0, ...finite) : 1;
+  if (hi - lo < 1e-12) hi = lo + 1;
+  const pad = (hi - lo) * 0.05;
+  [lo, hi] = [lo - pad, hi + pad];
+  // Ticks: 0 and ±c·10^k, the decades the data reach.
+  const decades = Array.from({ length: 12 }, (_, k) => c * 10 ** k);
+  const ticks = [...decades.map((d) => -d).reverse(), 0, ...decades].filter((t) => tr(t) >= lo && tr(t) <= hi);
+  return { map: (v) => from + ((tr(v) - lo) / (hi - lo)) * (to - from), ticks };
+}
+
 function linearTicks(lo: number, hi: number, integer = false, target = 6): number[] {
   const raw = (hi - lo) / target;
   const mag = 10 ** Math.floor(Math.log10(raw));
   const nice = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? 10 * mag;
-  const step = integer ? Math.max(1, Math.round(nice)) : nice;
+  // A few dozen blocks: label every block (or every other), not just 5 and 10.
+  const step = integer ? (hi - lo <= 14 ? 1 : hi - lo <= 28 ? 2 : Math.max(1, Math.round(nice))) : nice;
   const ticks: number[] = [];
   for (let t = Math.ceil(lo / step) * step; t <= hi + step * 1e-9; t += step) ticks.push(Math.abs(t) < step * 1e-9 ? 0 : t);
   return ticks;
@@ -141,9 +183,14 @@ function axes(box: { x0: number; y0: number; x1: number; y1: number }, xs: Scale
   }
   const cx = (box.x0 + box.x1) / 2;
   const cy = (box.y0 + box.y1) / 2;
-  out.push(`<text x="${f(cx)}" y="${f(box.y1 + 36)}" text-anchor="middle" font-size="${fontSize + 1}">${esc(x.label)}${x.log ? ' (log scale)' : ''}</text>`);
-  out.push(`<text transform="translate(${f(box.x0 - 56)},${f(cy)}) rotate(-90)" text-anchor="middle" font-size="${fontSize + 1}">${esc(y.label)}${y.log ? ' (log scale)' : ''}</text>`);
+  out.push(`<text x="${f(cx)}" y="${f(box.y1 + 36)}" text-anchor="middle" font-size="${fontSize + 1}">${esc(x.label)}${scaleNote(x)}</text>`);
+  out.push(`<text transform="translate(${f(box.x0 - 56)},${f(cy)}) rotate(-90)" text-anchor="middle" font-size="${fontSize + 1}">${esc(y.label)}${scaleNote(y)}</text>`);
   return out;
+}
+
+function scaleNote(a: Axis): string {
+  if (a.symlog) return ` (symlog, linear within ±${tickLabel(a.symlog)})`;
+  return a.log ? ' (log scale)' : '';
 }
 
 function legend(series: Series[], x: number, y: number): string[] {
@@ -207,22 +254,26 @@ export function heatmap(h: Heatmap): string {
   const top = 84;
   const width = 70 + cols * (pw + 70) + 90;
   const height = top + rows * (ph + 70);
-  const all = h.panels.flatMap((p) => p.values.flat()).filter((v) => Number.isFinite(v) && (!h.colour.log || v > 0));
+  const all = h.panels.flatMap((p) => p.values.flat()).filter((v): v is number => v !== null && Number.isFinite(v) && (!h.colour.log || v > 0));
   const tr = (v: number) => (h.colour.log ? Math.log10(v) : v);
   const lo = all.length ? Math.min(...all.map(tr)) : 0;
   const hi = all.length ? Math.max(...all.map(tr)) : 1;
   const t = (v: number) => (Number.isFinite(v) && (!h.colour.log || v > 0) ? (tr(v) - lo) / (hi - lo || 1) : NaN);
   const body: string[] = [];
+  // One cell shape, placed with <use> in unit coordinates of a scaled group: a few dozen bytes a cell.
+  body.push('<defs><rect id="cell" width="1.02" height="1.02"/></defs>');
   h.panels.forEach((p, i) => {
     const x0 = 70 + (i % cols) * (pw + 70);
     const y0 = top + Math.floor(i / cols) * (ph + 70);
     const box = { x0, y0, x1: x0 + pw, y1: y0 + ph };
     const cw = pw / Math.max(1, p.xs.length);
     const rh = ph / Math.max(1, p.ys.length);
+    // Row 0 at the bottom (depth, or the offset n, goes up the axis): the group's y axis points up.
+    body.push(`<g transform="translate(${x0},${box.y1}) scale(${cw.toFixed(4)},${(-rh).toFixed(4)})">`);
     p.values.forEach((row, r) => row.forEach((v, c) => {
-      // Row 0 (block 1) at the bottom, as depth goes up the axis.
-      body.push(`<rect x="${f(x0 + c * cw)}" y="${f(box.y1 - (r + 1) * rh)}" width="${f(cw + 0.3)}" height="${f(rh + 0.3)}" fill="${colourAt(t(v))}"/>`);
+      if (v !== null) body.push(`<use href="#cell" x="${c}" y="${r}" fill="${colourAt(t(v))}"/>`);
     }));
+    body.push('</g>');
     body.push(`<rect x="${x0}" y="${y0}" width="${pw}" height="${ph}" fill="none" stroke="#333"/>`);
     body.push(`<text x="${x0 + pw / 2}" y="${y0 - 6}" text-anchor="middle" font-size="13" font-weight="bold">${esc(p.title)}</text>`);
     for (const [k, label] of edgeTicks(p.xs)) {
@@ -238,10 +289,12 @@ export function heatmap(h: Heatmap): string {
   return frame(width, height, h.title, h.subtitle, body);
 }
 
-/** At most ~6 evenly spaced labels, always the first and last. */
+/** At most ~6 evenly spaced labels, always the first and last (dropping the one before the last if they would touch). */
 function edgeTicks(vs: number[]): [number, string][] {
   const every = Math.max(1, Math.ceil(vs.length / 6));
-  return vs.map((v, k) => [k, tickLabel(v)] as [number, string]).filter(([k]) => k % every === 0 || k === vs.length - 1);
+  const last = vs.length - 1;
+  const keep = (k: number) => k === 0 || k === last || (k % every === 0 && last - k >= Math.min(every, 2));
+  return vs.map((v, k) => [k, tickLabel(v)] as [number, string]).filter(([k]) => keep(k));
 }
 
 function colourBar(x: number, y: number, height: number, lo: number, hi: number, axis: Axis): string[] {
@@ -256,4 +309,50 @@ function colourBar(x: number, y: number, height: number, lo: number, hi: number,
   }
   out.push(`<text transform="translate(${x - 8},${f(y + height / 2)}) rotate(-90)" text-anchor="middle" font-size="11">${esc(axis.label)}${axis.log ? ' (log)' : ''}</text>`);
   return out;
+}
+
+/**
+ * Grouped bars: one group of bars per category (e.g. a block), one bar per
+ * series (e.g. a strategy) in its colour, dots for the single values behind a
+ * bar, and a zero line (bars may be negative).
+ */
+export function barChart(b: BarChart): string {
+  const slot = Math.max(8, Math.min(16, 560 / Math.max(1, b.categories.length * b.groups.length)));
+  const plotWidth = Math.max(480, b.categories.length * (b.groups.length * slot + 12));
+  const width = M.left + plotWidth + M.right;
+  const box = { x0: M.left, y0: M.top, x1: M.left + plotWidth, y1: H - M.bottom };
+  const all = b.groups.flatMap((g) => [...g.values, ...(g.points ?? []).flat()]).filter((v): v is number => v !== null && Number.isFinite(v));
+  const ys = scale([0, ...all], b.y, box.y1, box.y0);
+  const body = axes(box, { map: () => 0, ticks: [] }, ys, b.x, b.y);
+  const per = plotWidth / Math.max(1, b.categories.length);
+  const barW = (per - 12) / Math.max(1, b.groups.length);
+  const zero = ys.map(0);
+  b.categories.forEach((category, c) => {
+    const left = box.x0 + c * per + 6;
+    b.groups.forEach((g, k) => {
+      const v = g.values[c];
+      const x = left + k * barW;
+      if (v !== null && v !== undefined && Number.isFinite(v)) {
+        const y = ys.map(v);
+        body.push(`<rect class="bar" x="${f(x + 0.5)}" y="${f(Math.min(y, zero))}" width="${f(Math.max(1, barW - 1))}" height="${f(Math.max(0.5, Math.abs(zero - y)))}" fill="${g.color}"/>`);
+      }
+      for (const p of g.points?.[c] ?? []) {
+        if (Number.isFinite(p)) body.push(`<circle class="point" cx="${f(x + barW / 2)}" cy="${f(ys.map(p))}" r="2.2" fill="white" stroke="#222" stroke-width="1"/>`);
+      }
+    });
+    body.push(`<text x="${f(left + (per - 12) / 2)}" y="${f(box.y1 + 16)}" text-anchor="middle" font-size="11">${esc(category)}</text>`);
+  });
+  body.push(`<line x1="${box.x0}" y1="${f(zero)}" x2="${box.x1}" y2="${f(zero)}" stroke="#333"/>`);
+  const lx = box.x1 + 16;
+  b.groups.forEach((g, i) => {
+    const y = M.top + 8 + i * 18;
+    body.push(`<rect x="${lx}" y="${y - 6}" width="24" height="12" fill="${g.color}"/>`);
+    body.push(`<text x="${lx + 30}" y="${y}" dy="4" font-size="12">${esc(g.label)}</text>`);
+  });
+  if (b.pointsLabel && b.groups.some((g) => g.points?.some((p) => p.length > 0))) {
+    const y = M.top + 8 + b.groups.length * 18;
+    body.push(`<circle cx="${lx + 12}" cy="${y}" r="2.2" fill="white" stroke="#222" stroke-width="1"/>`);
+    body.push(`<text x="${lx + 30}" y="${y}" dy="4" font-size="12">${esc(b.pointsLabel)}</text>`);
+  }
+  return frame(width, H, b.title, b.subtitle, body);
 }
