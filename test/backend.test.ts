@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { BackendError, useBackend } from '../src/backend/index.ts';
+import { ADDON_PATH } from '../src/backend/torch/addon.ts';
 import { Rng } from '../src/data/rng.ts';
 
 type Input = { shape: number[]; dtype?: 'float32' | 'int32'; values?: (i: number) => number };
@@ -196,9 +198,12 @@ test("useBackend('tensorflow') without tfjs-node is a BackendError saying what t
     e instanceof BackendError && e.message.includes(`npm install @tensorflow/tfjs-node@${tf.version.tfjs}`));
 });
 
-test("useBackend('auto') without tfjs-node falls back to wasm", { skip: (installed('@tensorflow/tfjs-node') || installed('@tensorflow/tfjs-node-gpu')) && 'tfjs-node is installed' }, async () => {
-  assert.deepEqual(await useBackend('auto'), { name: 'wasm', version: `tfjs ${tf.version.tfjs}, tfjs-backend-wasm ${tf.version.tfjs}` });
-  assert.equal(tf.getBackend(), 'wasm');
+test("useBackend('auto') takes torch when its addon is built, else wasm (tfjs-node is not installed)", { skip: (installed('@tensorflow/tfjs-node') || installed('@tensorflow/tfjs-node-gpu')) && 'tfjs-node is installed' }, async () => {
+  const torchBuilt = existsSync(ADDON_PATH);
+  const active = await useBackend('auto');
+  assert.equal(active.name, torchBuilt ? 'torch' : 'wasm');
+  assert.equal(tf.getBackend(), torchBuilt ? 'torch' : 'wasm');
+  if (!torchBuilt) assert.equal(active.version, `tfjs ${tf.version.tfjs}, tfjs-backend-wasm ${tf.version.tfjs}`);
 });
 
 test('20 gradient computations under tf.tidy leave tf.memory().numTensors flat on wasm', async () => {

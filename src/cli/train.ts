@@ -1,11 +1,13 @@
 // normlab train <config.yaml> [--set key=value …] | --resume <run>
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import * as tf from '@tensorflow/tfjs';
 import { loadRunConfig } from '../config/load.ts';
 import type { RunConfig } from '../config/schema.ts';
 import { RunStore } from '../store/store.ts';
-import { executeRun, readRunConfig, runIdentity } from '../train/run.ts';
+import { checkFitsBackend } from '../train/memory.ts';
+import { executeRun, readRunConfig, type RunData, runIdentity, trainingData } from '../train/run.ts';
 import { backendOption, startBackend, UsageError } from './common.ts';
 import type { SetExitCode } from './main.ts';
 import { progressFor } from './progress.ts';
@@ -48,25 +50,37 @@ export function registerTrain(program: Command, setExitCode: SetExitCode): void 
     .action(async (file: string | undefined, flags: TrainFlags) => {
       const config = resolveConfig(file, flags);
       const identity = runIdentity(config);
+      if (finishedBefore(config.output.db, identity.id) && !flags.restart) {
+        console.log(`run ${identity.id} has already finished (${identity.dir}); --restart trains it again`);
+        return;
+      }
+      const backend = await startBackend(flags.backend);
+      // Everything that can refuse the run does so before a file is written.
+      checkFitsBackend(config, backend.name);
+      const data = await trainingData(config);
       const store = RunStore.open(config.output.db);
       try {
-        const previous = store.getRun(identity.id);
-        if (previous?.status === 'finished' && !flags.restart) {
-          console.log(`run ${identity.id} has already finished (${identity.dir}); --restart trains it again`);
-          return;
-        }
-        const backend = await startBackend(flags.backend);
         const say = (text: string) => { if (!flags.quiet) console.log(text); };
         say(`run ${identity.id}  backend ${backend.name} (${backend.version})  ${identity.dir}`);
-        setExitCode(await trainWithSignals(config, store, backend, flags, say));
+        setExitCode(await trainWithSignals(config, store, data, backend, flags, say));
       } finally {
         store.close();
       }
     });
 }
 
+function finishedBefore(db: string, runId: string): boolean {
+  if (!existsSync(db)) return false;
+  const store = RunStore.open(db, { readonly: true });
+  try {
+    return store.getRun(runId)?.status === 'finished';
+  } finally {
+    store.close();
+  }
+}
+
 async function trainWithSignals(
-  config: RunConfig, store: RunStore, backend: { name: string; version: string }, flags: TrainFlags, say: (text: string) => void,
+  config: RunConfig, store: RunStore, data: RunData, backend: { name: string; version: string }, flags: TrainFlags, say: (text: string) => void,
 ): Promise<number> {
   let stopSignal: NodeJS.Signals | undefined;
   const onSignal = (signal: NodeJS.Signals) => {
@@ -82,7 +96,7 @@ async function trainWithSignals(
   try {
     progress.start(config.train.steps, 0);
     const { identity, outcome, parameters } = await executeRun({
-      config, store, backend: backend.name, restart: flags.restart,
+      config, store, data, backend: backend.name, restart: flags.restart,
       versions: { normlab: VERSION, node: process.version, tfjs: tf.version.tfjs, backend: `${backend.name} ${backend.version}` },
       hooks: {
         stopRequested: () => stopSignal !== undefined,
