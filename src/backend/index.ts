@@ -3,9 +3,10 @@
 
 import * as tf from '@tensorflow/tfjs';
 import { version_wasm } from '@tensorflow/tfjs-backend-wasm';
+import { AddonUnavailable, type TorchDevice, useTorch } from './torch/index.ts';
 import { registerWasmKernels } from './wasm-kernels.ts';
 
-export const BACKEND_NAMES = ['auto', 'wasm', 'cpu', 'tensorflow', 'tensorflow-gpu'] as const;
+export const BACKEND_NAMES = ['auto', 'torch', 'wasm', 'cpu', 'tensorflow', 'tensorflow-gpu'] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
 
 /** The backend that was asked for cannot be used; the message says what to install. */
@@ -22,10 +23,15 @@ const NATIVE_PACKAGES = {
 } as const;
 type NativeName = keyof typeof NATIVE_PACKAGES;
 
-/** Activates `name` and returns what is running; `auto` prefers tfjs-node-gpu, then tfjs-node, then wasm. */
-export async function useBackend(name: BackendName): Promise<ActiveBackend> {
+/**
+ * Activates `name` and returns what is running; `auto` prefers torch (when its
+ * addon is built), then tfjs-node-gpu, then tfjs-node, then wasm. `device`
+ * is torch's: a device other than `auto` asks for torch.
+ */
+export async function useBackend(name: BackendName, device: TorchDevice = 'auto'): Promise<ActiveBackend> {
   switch (name) {
-    case 'auto': return useFirstAvailable();
+    case 'auto': return device === 'auto' ? useFirstAvailable() : useTorchBackend(device);
+    case 'torch': return useTorchBackend(device);
     case 'wasm': return useWasm();
     case 'cpu': return useCpu();
     default: return useNative(name);
@@ -33,14 +39,24 @@ export async function useBackend(name: BackendName): Promise<ActiveBackend> {
 }
 
 async function useFirstAvailable(): Promise<ActiveBackend> {
-  for (const name of ['tensorflow-gpu', 'tensorflow'] as const) {
+  for (const use of [() => useTorchBackend('auto'), () => useNative('tensorflow-gpu'), () => useNative('tensorflow')]) {
     try {
-      return await useNative(name);
+      return await use();
     } catch (e) {
       if (!(e instanceof BackendError)) throw e;
     }
   }
   return useWasm();
+}
+
+async function useTorchBackend(device: TorchDevice): Promise<ActiveBackend> {
+  try {
+    const torch = await useTorch(device);
+    return { name: 'torch', version: versions(['libtorch', torch.description]) };
+  } catch (e) {
+    if (e instanceof AddonUnavailable) throw new BackendError(`backend 'torch': ${e.message}`);
+    throw e;
+  }
 }
 
 async function useNative(name: NativeName): Promise<ActiveBackend> {

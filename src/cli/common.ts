@@ -1,7 +1,8 @@
-// Pieces every command shares: the backend flag and user-facing errors.
+// Pieces every command shares: the backend and device flags and user-facing errors.
 import { Option } from 'commander';
 import * as tf from '@tensorflow/tfjs';
 import { type ActiveBackend, BACKEND_NAMES, type BackendName, useBackend } from '../backend/index.ts';
+import { TORCH_DEVICES, type TorchDevice } from '../backend/torch/index.ts';
 
 /** An error the user can act on: printed as one paragraph, no stack, exit code 2. */
 export class UsageError extends Error {
@@ -12,8 +13,21 @@ export function backendOption(): Option {
   return new Option('--backend <name>', 'compute backend').choices(BACKEND_NAMES).default('auto');
 }
 
+/** A program-wide flag (main.ts), given before or after the command. */
+export function deviceOption(): Option {
+  return new Option('--device <device>', 'where the torch backend computes (auto: CUDA when libtorch has it and a GPU is visible)')
+    .choices(TORCH_DEVICES).default('auto');
+}
+
+let device: TorchDevice = 'auto';
+
+/** main.ts hands the parsed --device over before each command runs. */
+export function selectDevice(name: string): void {
+  device = name as TorchDevice;
+}
+
 export async function startBackend(name: string): Promise<ActiveBackend> {
-  const backend = await useBackend(name as BackendName);
+  const backend = await useBackend(name as BackendName, device);
   tf.enableProdMode();
   return backend;
 }

@@ -1,6 +1,13 @@
 // The normlab command line: each command lives in its own file and only wires
 // components together.
 import { Command, CommanderError } from 'commander';
+import { registerAnalyze } from './analyze.ts';
+import { registerBench } from './bench.ts';
+import { deviceOption, selectDevice } from './common.ts';
+import { registerData } from './data.ts';
+import { registerReport } from './report.ts';
+import { registerRuns } from './runs.ts';
+import { registerSweep } from './sweep.ts';
 import { registerTrain } from './train.ts';
 import { registerVerify } from './verify.ts';
 
@@ -17,8 +24,10 @@ export async function main(argv: string[]): Promise<number> {
     .description('pre-train LLaMA-style models under different layer-norm strategies')
     .version(VERSION)
     .exitOverride()
-    .showHelpAfterError();
-  for (const register of [registerTrain, registerVerify]) register(program, setExitCode);
+    .showHelpAfterError('(add --help for usage)')
+    .addOption(deviceOption())
+    .hook('preAction', () => selectDevice(program.opts().device));
+  for (const register of [registerTrain, registerData, registerSweep, registerRuns, registerReport, registerAnalyze, registerVerify, registerBench]) register(program, setExitCode);
   try {
     await program.parseAsync(argv);
     return exitCode;

@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""The step `normlab bench` times, in PyTorch, for a side-by-side comparison.
+
+Same model (MODEL.md §1-§3, `pre` with RMSNorm), same step: forward,
+cross-entropy, backward, global-norm clip, AdamW. Synthetic tokens, as in
+`normlab bench`. Not a dependency of normlab and not run in CI.
+
+    OPENBLAS_NUM_THREADS=1 python3 scripts/bench_pytorch.py configs/bench/tiny.yaml --threads 2
+"""
+import argparse
+import json
+import math
+import os
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+import yaml
+
+
+def load_config(path):
+    with open(path) as f:
+        raw = yaml.safe_load(f)
+    model, train = raw["model"], raw.get("train", {})
+    if model.get("norm", "pre") != "pre" or model.get("norm_type", "rmsnorm") != "rmsnorm":
+        raise SystemExit(f"{path}: this script implements only norm: pre with norm_type: rmsnorm")
+    return {
+        "vocab": model["vocab_size"], "d": model["d_model"], "layers": model["n_layers"],
+        "heads": model["n_heads"], "ffn": model["ffn_dim"], "eps": model.get("norm_eps", 1e-6),
+        "theta": model.get("rope_theta", 10000), "batch": train.get("batch_size", 8),
+        "seq": train.get("seq_len", 128), "lr": train.get("lr", 1e-3),
+    }
+
+
+class RMSNorm(torch.nn.Module):
+    def __init__(self, n, eps):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.ones(n))
+        self.eps = eps
+
+    def forward(self, x):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+def rotate_half(x):
+    half = x.shape[-1] // 2
+    return torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+
+
+class Block(torch.nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        d, f = c["d"], c["ffn"]
+        self.heads = c["heads"]
+        self.q, self.k, self.v, self.o = (torch.nn.Linear(d, d, bias=False) for _ in range(4))
+        self.gate, self.up = torch.nn.Linear(d, f, bias=False), torch.nn.Linear(d, f, bias=False)
+        self.down = torch.nn.Linear(f, d, bias=False)
+        self.norm_in, self.norm_ffn = RMSNorm(d, c["eps"]), RMSNorm(d, c["eps"])
+
+    def attn(self, x, cos, sin, mask):
+        B, T, d = x.shape
+        hd = d // self.heads
+        heads = lambda y: y.view(B, T, self.heads, hd).transpose(1, 2)
+        q, k, v = heads(self.q(x)), heads(self.k(x)), heads(self.v(x))
+        q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+        a = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(hd) + mask, dim=-1)
+        return self.o((a @ v).transpose(1, 2).reshape(B, T, d))
+
+    def forward(self, x, cos, sin, mask):
+        u = x + self.attn(self.norm_in(x), cos, sin, mask)
+        h = self.norm_ffn(u)
+        return u + self.down(F.silu(self.gate(h)) * self.up(h))
+
+
+class Model(torch.nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.embed = torch.nn.Embedding(c["vocab"], c["d"])
+        self.blocks = torch.nn.ModuleList(Block(c) for _ in range(c["layers"]))
+        self.norm = RMSNorm(c["d"], c["eps"])
+        self.head = torch.nn.Linear(c["d"], c["vocab"], bias=False)
+        for p in self.parameters():
+            if p.dim() >= 2:
+                torch.nn.init.normal_(p, std=0.02)
+        T, hd = c["seq"], c["d"] // c["heads"]
+        inv_freq = c["theta"] ** (-torch.arange(0, hd, 2, dtype=torch.float64) / hd)
+        angles = torch.outer(torch.arange(T, dtype=torch.float64), inv_freq)
+        self.cos = torch.cat([angles.cos()] * 2, -1).float()
+        self.sin = torch.cat([angles.sin()] * 2, -1).float()
+        self.mask = torch.full((T, T), -1e9).triu(1)
+
+    def forward(self, ids):
+        h = self.embed(ids)
+        for block in self.blocks:
+            h = block(h, self.cos, self.sin, self.mask)
+        return self.head(self.norm(h))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config")
+    parser.add_argument("--steps", type=int, default=20, help="timed steps after 3 warm-up steps")
+    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    c = load_config(args.config)
+    torch.manual_seed(0)
+    torch.set_num_threads(args.threads)
+    model = Model(c)
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    rest = [p for p in model.parameters() if p.dim() < 2]
+    optimizer = torch.optim.AdamW([{"params": decay}, {"params": rest, "weight_decay": 0.0}],
+                                  lr=c["lr"], betas=(0.9, 0.95), eps=1e-8, weight_decay=0.0)
+    tokens = torch.randint(0, c["vocab"], (c["batch"], c["seq"] + 1))
+
+    def step():
+        logits = model(tokens[:, :-1])
+        loss = F.cross_entropy(logits.reshape(-1, c["vocab"]), tokens[:, 1:].reshape(-1))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        return loss.item()
+
+    for _ in range(3):
+        step()
+    times = []
+    for _ in range(args.steps):
+        started = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - started)
+    ms = statistics.median(times) * 1000
+    tokens_per_s = c["batch"] * c["seq"] / (ms / 1000)
+    result = {
+        "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "openblas_threads": os.environ.get("OPENBLAS_NUM_THREADS"), "parameters": sum(p.numel() for p in model.parameters()),
+        "ms_per_step": round(ms, 2), "tokens_per_s": round(tokens_per_s, 1),
+    }
+    print(json.dumps(result) if args.json else
+          f"pytorch {result['torch']} ({result['threads']} threads): {ms:.1f} ms/step, {tokens_per_s:,.0f} tokens/s, "
+          f"{result['parameters']:,} parameters")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+// The `torch` tfjs backend: tensors live in native memory as ATen tensors
+// (libtorch), on the CPU or a CUDA device, and every kernel is an ATen call.
+import * as tf from '@tensorflow/tfjs';
+import { AddonUnavailable, loadAddon } from './addon.ts';
+import { TorchBackend } from './backend.ts';
+import { registerTorchGradients } from './gradients.ts';
+import { registerTorchKernels } from './kernels.ts';
+
+export { AddonUnavailable } from './addon.ts';
+export type { NativeMemory } from './addon.ts';
+
+export const TORCH_DEVICES = ['auto', 'cpu', 'cuda'] as const;
+export type TorchDevice = (typeof TORCH_DEVICES)[number];
+
+export interface TorchInfo {
+  /** 'cpu' or 'cuda:0'. */
+  device: string;
+  /** e.g. "1.13.0 on cpu, 2 threads, OpenBLAS 0.3.21 (SkylakeX kernels)". */
+  description: string;
+}
+
+/**
+ * Registers the backend (once) and makes it tfjs's current one on `device`
+ * ('auto': CUDA when libtorch has it and a GPU is visible). Throws
+ * AddonUnavailable when the addon is not built or cannot run there.
+ */
+export async function useTorch(device: TorchDevice): Promise<TorchInfo> {
+  const addon = loadAddon();
+  if (!tf.findBackendFactory('torch')) {
+    registerTorchKernels('torch', addon);
+    registerTorchGradients();
+    tf.registerBackend('torch', () => new TorchBackend(addon));
+  }
+  const target = device === 'auto' ? (addon.info().cudaDevices > 0 ? 'cuda' : 'cpu') : device;
+  try {
+    addon.setDevice(target);
+  } catch (e) {
+    throw new AddonUnavailable(`--device ${target}: ${(e as Error).message}`);
+  }
+  if (!(await tf.setBackend('torch'))) throw new AddonUnavailable('the torch backend failed to initialize');
+  const info = addon.info();
+  const threads = info.device === 'cpu' ? `, ${info.threads} thread${info.threads === 1 ? '' : 's'}, ${info.blas}` : '';
+  return { device: info.device, description: `${info.torch} on ${info.device}${threads}` };
+}
+
+/** The native memory of the torch backend, or undefined when another backend is active. */
+export function torchMemory(): ReturnType<TorchBackend['memory']> | undefined {
+  return tf.getBackend() === 'torch' ? (tf.backend() as TorchBackend).memory() : undefined;
+}

@@ -1,0 +1,106 @@
+// normlab bench [config] [--backend …] [--steps N] [--json]
+import { fileURLToPath } from 'node:url';
+import { type Command, InvalidArgumentError } from 'commander';
+import { AddonUnavailable, type NativeMemory, useTorch } from '../backend/torch/index.ts';
+import { benchmark, type BenchResult, matMulRate } from '../bench/bench.ts';
+import { loadRunConfig } from '../config/load.ts';
+import type { RunConfig } from '../config/schema.ts';
+import { backendOption, startBackend } from './common.ts';
+
+const DEFAULT_CONFIG = fileURLToPath(new URL('../../configs/bench/tiny.yaml', import.meta.url));
+
+interface BenchFlags {
+  set: string[];
+  backend: string;
+  steps: number;
+  warmup: number;
+  diagnosticSteps: number;
+  peak?: number;
+  json?: boolean;
+}
+
+interface Peak {
+  gflops: number;
+  how: string;
+}
+
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+function count(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a whole number');
+  return n;
+}
+
+function gflops(value: string): number {
+  const n = Number(value);
+  if (!(n > 0)) throw new InvalidArgumentError('expected GFLOP/s, a positive number');
+  return n;
+}
+
+/**
+ * The machine's float32 peak, for MFU: the best GEMM rate libtorch's BLAS
+ * reaches here (measured before the benchmarked backend starts), else that
+ * backend's own.
+ */
+async function machinePeak(flags: BenchFlags): Promise<Peak | undefined> {
+  if (flags.peak) return { gflops: flags.peak, how: 'given with --peak' };
+  try {
+    const torch = await useTorch('auto');
+    return { gflops: matMulRate(2048), how: `torch matMul 2048², ${torch.description}` };
+  } catch (e) {
+    if (!(e instanceof AddonUnavailable)) throw e;
+    return undefined;
+  }
+}
+
+const MiB = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+const thousands = (n: number) => Math.round(n).toLocaleString('en');
+
+function describe(config: RunConfig, backend: string, result: BenchResult, peak: Peak, flags: BenchFlags): string[] {
+  const { model: m, train: t } = config;
+  const mem = result.memory;
+  const native = mem.backend as Partial<NativeMemory>;
+  return [
+    `${config.name}: ${thousands(result.parameters)} parameters (d ${m.d_model}, ${m.n_layers} blocks, ${m.n_heads} heads, ffn ${m.ffn_dim}, vocab ${m.vocab_size}), ` +
+      `batch ${t.batch_size} × seq ${t.seq_len} = ${thousands(result.tokensPerStep)} tokens/step`,
+    `backend  ${backend}`,
+    `step     ${result.msPerStep.toFixed(1)} ms (median of ${flags.steps}, after ${flags.warmup} warm-up)  →  ${thousands(result.tokensPerSecond)} tokens/s`,
+    `compute  ${(result.flopsPerToken / 1e6).toFixed(2)} MFLOP/token (6·N + 12·L·d·T, N without the embedding)  →  ${result.gflopsPerSecond.toFixed(1)} GFLOP/s, ` +
+      `MFU ${((100 * result.gflopsPerSecond) / peak.gflops).toFixed(1)}% of ${peak.gflops.toFixed(0)} GFLOP/s (${peak.how})`,
+    `diagnostics  ${result.diagnosticMsPerStep.toFixed(1)} ms for a step with them (median of ${flags.diagnosticSteps}): ` +
+      `${(100 * result.diagnosticOverhead).toFixed(1)}% of step time at diag_every ${t.diag_every}`,
+    `memory   peak RSS ${MiB(mem.peakRssBytes)}; live tensors ${MiB(mem.tensorBytes)}` +
+      (native.allocatedBytes !== undefined
+        ? ` (native: ${MiB(native.allocatedBytes)} allocated, peak ${MiB(native.peakAllocatedBytes!)}, ${MiB(native.cachedBytes!)} cached for reuse)`
+        : '') +
+      `; ${mem.tensorsBefore} tensors before the steps, ${mem.tensorsAfter} after`,
+  ];
+}
+
+export function registerBench(program: Command): void {
+  program
+    .command('bench')
+    .description('time training steps of a model on synthetic tokens: ms/step, tokens/s, GFLOP/s and MFU, memory')
+    .argument('[config]', 'run config (YAML); its model and train.batch_size/seq_len are used', DEFAULT_CONFIG)
+    .option('--set <key=value>', 'override a config key (repeatable)', collect, [])
+    .addOption(backendOption())
+    .option('--steps <n>', 'timed steps', count, 10)
+    .option('--warmup <n>', 'untimed steps first', count, 3)
+    .option('--diagnostic-steps <n>', 'timed steps that also compute per-layer diagnostics', count, 3)
+    .option('--peak <gflops>', 'the machine\'s float32 peak for MFU (default: measured)', gflops)
+    .option('--json', 'print one JSON object')
+    .action(async (file: string, flags: BenchFlags) => {
+      const config = loadRunConfig(file, flags.set);
+      const measured = await machinePeak(flags);
+      const backend = await startBackend(flags.backend);
+      const peak = measured ?? { gflops: matMulRate(1024), how: `${backend.name} matMul 1024²` };
+      const result = benchmark(config, { steps: Math.max(1, flags.steps), warmup: flags.warmup, diagnosticSteps: flags.diagnosticSteps });
+      if (flags.json) {
+        const mfu = result.gflopsPerSecond / peak.gflops;
+        console.log(JSON.stringify({ config: config.name, backend, ...result, peak, mfu }));
+      } else {
+        for (const line of describe(config, `${backend.name} (${backend.version})`, result, peak, flags)) console.log(line);
+      }
+    });
+}

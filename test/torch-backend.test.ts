@@ -1,0 +1,280 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { test } from 'node:test';
+import * as tf from '@tensorflow/tfjs';
+import { BackendError, useBackend } from '../src/backend/index.ts';
+import { AddonUnavailable, torchMemory, useTorch } from '../src/backend/torch/index.ts';
+import { Rng } from '../src/data/rng.ts';
+import { MODEL_DEFAULTS, type ModelConfig } from '../src/model/config.ts';
+import { initParams } from '../src/model/init.ts';
+import { Model } from '../src/model/model.ts';
+import { gradNorms, gradSquareSums } from '../src/metrics/diagnostics.ts';
+import { AdamW, clipFactor } from '../src/train/adamw.ts';
+import { evaluate } from '../src/train/evaluate.ts';
+import { lossAndGrads } from '../src/train/step.ts';
+import { compareCase, computeCase, findCases, loadCase, UnsupportedCase } from '../src/verify/golden.ts';
+import { findLibtorch } from '../scripts/build-torch.ts';
+import { ROOT } from './helpers/cli.ts';
+
+const torchLoads = await useTorch('cpu').then(() => true, (e) => {
+  if (!(e instanceof AddonUnavailable)) throw e;
+  return false;
+});
+const skip = !torchLoads && 'the torch addon is not built here';
+
+test('the torch addon is built wherever the install script finds a libtorch', () => {
+  const libtorch = findLibtorch();
+  if (libtorch) assert.ok(torchLoads, `a libtorch was found (${libtorch.source}) but the addon does not load: npm run install`);
+});
+
+test('without a libtorch the install script prints one line and exits 0', () => {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/build-torch.ts'], {
+    cwd: ROOT, encoding: 'utf8', env: { ...process.env, NORMLAB_LIBTORCH: 'none' },
+  });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.trim().split('\n').length, 1);
+  assert.match(r.stdout, /torch backend is not built/);
+});
+
+type Input = { shape: number[]; dtype?: 'float32' | 'int32'; values?: (i: number) => number };
+interface OpCase {
+  name: string;
+  inputs: Input[];
+  f: (...xs: tf.Tensor[]) => tf.Tensor;
+  /** Inputs to differentiate (default: all); [] for ops without a gradient. */
+  wrt?: number[];
+}
+
+const x = (...shape: number[]): Input => ({ shape });
+const positive = (...shape: number[]): Input => ({ shape, values: (i) => 0.5 + ((i * 0.37) % 1) });
+const ids = (shape: number[], n: number): Input => ({ shape, dtype: 'int32', values: (i) => (i * 7 + 3) % n });
+
+/** The ops of the model, its loss, optimizer and diagnostics (MODEL.md §1–§5), and their neighbours. */
+const ops: OpCase[] = [
+  { name: 'matMul', inputs: [x(3, 4), x(4, 5)], f: (a, b) => tf.matMul(a, b) },
+  { name: 'matMul transposeA', inputs: [x(4, 3), x(4, 5)], f: (a, b) => tf.matMul(a, b, true, false) },
+  { name: 'matMul transposeB', inputs: [x(3, 4), x(5, 4)], f: (a, b) => tf.matMul(a, b, false, true) },
+  { name: 'matMul transposeA+B', inputs: [x(4, 3), x(5, 4)], f: (a, b) => tf.matMul(a, b, true, true) },
+  { name: 'batchMatMul rank 3', inputs: [x(2, 3, 4), x(2, 4, 5)], f: (a, b) => tf.matMul(a, b) },
+  { name: 'batchMatMul rank 4, transposeB', inputs: [x(2, 3, 6, 4), x(2, 3, 6, 4)], f: (q, k) => tf.matMul(q, k, false, true) },
+  { name: 'batchMatMul broadcast batch (tfjs has no gradient for it)', inputs: [x(1, 3, 4), x(2, 4, 5)], f: (a, b) => tf.matMul(a, b), wrt: [] },
+  { name: 'fused matMul + bias + relu', inputs: [x(3, 4), x(4, 5), x(5)], f: (a, b, c) => tf.fused.matMul({ a, b, bias: c, activation: 'relu' }) },
+  { name: 'gather axis 0', inputs: [x(10, 4), ids([2, 5], 10)], f: (e, i) => tf.gather(e, i), wrt: [0] },
+  { name: 'gather axis 1', inputs: [x(3, 10, 2), ids([4], 10)], f: (e, i) => tf.gather(e, i, 1), wrt: [0] },
+  { name: 'gather 300x32, 512 repeated ids', inputs: [x(300, 32), ids([8, 64], 200)], f: (e, i) => tf.gather(e, i), wrt: [0] },
+  { name: 'gather of an int32 slice', inputs: [x(50, 8), ids([4, 9], 50)], f: (e, t) => tf.gather(e, tf.slice(t, [0, 0], [4, 8])), wrt: [0] },
+  { name: 'reshape', inputs: [x(2, 3, 4)], f: (a) => tf.reshape(a, [6, 4]) },
+  { name: 'transpose', inputs: [x(2, 3, 4, 5)], f: (a) => tf.transpose(a, [0, 2, 1, 3]) },
+  { name: 'transpose then reshape (a copy)', inputs: [x(2, 3, 4, 5)], f: (a) => tf.transpose(a, [0, 2, 1, 3]).reshape([6, 20]) },
+  { name: 'slice', inputs: [x(4, 6, 5)], f: (a) => tf.slice(a, [1, 2, 0], [2, 3, -1]) },
+  { name: 'concat last axis', inputs: [x(2, 3), x(2, 4)], f: (a, b) => tf.concat([a, b], -1) },
+  { name: 'concat axis 0', inputs: [x(2, 3), x(4, 3)], f: (a, b) => tf.concat([a, b], 0) },
+  { name: 'split, concat (RoPE rotate_half)', inputs: [x(2, 3, 5, 8)], f: (a) => { const [p, q] = tf.split(a, 2, 3); return tf.concat([q!.neg(), p!], 3); } },
+  { name: 'softmax', inputs: [x(3, 7)], f: (a) => tf.softmax(a) },
+  { name: 'logSoftmax 16x5000', inputs: [x(16, 5000)], f: (a) => tf.logSoftmax(a.mul(5)) },
+  { name: 'exp', inputs: [x(3, 4)], f: (a) => tf.exp(a) },
+  { name: 'log', inputs: [positive(3, 4)], f: (a) => tf.log(a) },
+  { name: 'tanh', inputs: [x(3, 4)], f: (a) => tf.tanh(a) },
+  { name: 'sigmoid (SiLU)', inputs: [x(3, 4)], f: (a) => a.mul(tf.sigmoid(a)) },
+  { name: 'mul broadcast', inputs: [x(2, 3, 4), x(4)], f: (a, b) => tf.mul(a, b) },
+  { name: 'add broadcast', inputs: [x(2, 3, 4), x(3, 1)], f: (a, b) => tf.add(a, b) },
+  { name: 'sub broadcast', inputs: [x(2, 3, 4), x(1, 3, 4)], f: (a, b) => tf.sub(a, b) },
+  { name: 'div broadcast', inputs: [x(2, 3, 4), positive(2, 3, 1)], f: (a, b) => tf.div(a, b) },
+  { name: 'mul by a scalar', inputs: [x(3, 4)], f: (a) => a.mul(0.5).add(2) },
+  { name: 'neg', inputs: [x(3, 4)], f: (a) => tf.neg(a) },
+  { name: 'mean last axis, keepDims', inputs: [x(2, 3, 4)], f: (a) => tf.mean(a, -1, true) },
+  { name: 'mean all', inputs: [x(2, 3, 4)], f: (a) => tf.mean(a) },
+  { name: 'mean axis 0 of 1024x64', inputs: [x(1024, 64)], f: (a) => tf.mean(a, 0) },
+  { name: 'sum axis 1', inputs: [x(2, 3, 4)], f: (a) => tf.sum(a, 1) },
+  { name: 'sum of 200000 positives', inputs: [positive(200000)], f: (a) => tf.sum(a) },
+  { name: 'prod', inputs: [positive(2, 3, 4)], f: (a) => tf.prod(a, [0, 2]) },
+  { name: 'square', inputs: [x(3, 4)], f: (a) => tf.square(a) },
+  { name: 'sqrt', inputs: [positive(3, 4)], f: (a) => tf.sqrt(a) },
+  { name: 'rsqrt', inputs: [positive(3, 4)], f: (a) => tf.rsqrt(a) },
+  { name: 'pow', inputs: [positive(3, 4)], f: (a) => tf.pow(a, 1.5) },
+  { name: 'maximum', inputs: [x(3, 4), x(3, 4)], f: (a, b) => tf.maximum(a, b) },
+  { name: 'minimum', inputs: [x(3, 4), x(3, 4)], f: (a, b) => tf.minimum(a, b) },
+  { name: 'max', inputs: [x(3, 5)], f: (a) => tf.max(a, -1) },
+  { name: 'min', inputs: [x(3, 5)], f: (a) => tf.min(a, 0) },
+  { name: 'argMax', inputs: [x(3, 5)], f: (a) => tf.argMax(a, 1), wrt: [] },
+  { name: 'oneHot', inputs: [ids([5], 4)], f: (i) => tf.oneHot(i as tf.Tensor1D, 4), wrt: [] },
+  { name: 'oneHot of out-of-range ids', inputs: [{ shape: [4], dtype: 'int32', values: (i) => [0, -1, 3, 7][i]! }], f: (i) => tf.oneHot(i as tf.Tensor1D, 4, 2, -1), wrt: [] },
+  { name: 'cast int32 round trip', inputs: [x(3, 4)], f: (a) => tf.cast(tf.cast(a.mul(3), 'int32'), 'float32').add(a) },
+  { name: 'int32 arithmetic', inputs: [ids([3, 4], 9), ids([3, 4], 5)], f: (a, b) => a.add(b).mul(b).sub(a).floorDiv(b.add(1)), wrt: [] },
+  { name: 'where / select', inputs: [x(3, 4), x(3, 4), x(3, 4)], f: (c, a, b) => tf.where(tf.greater(c, 0), a, b), wrt: [1, 2] },
+  {
+    name: 'causal mask: where with a broadcast condition, then softmax',
+    inputs: [x(2, 3, 4, 4)],
+    f: (s) => {
+      const causal = tf.greaterEqual(tf.range(0, 4).reshape([4, 1]), tf.range(0, 4).reshape([1, 4]));
+      return tf.softmax(tf.where(causal, s, tf.fill([2, 3, 4, 4], -1e9)));
+    },
+  },
+  { name: 'clipByValue', inputs: [x(3, 4)], f: (a) => tf.clipByValue(a, -0.5, 0.5) },
+  { name: 'cos, sin', inputs: [x(3, 4)], f: (a) => tf.cos(a).add(tf.sin(a)) },
+  { name: 'onesLike, zerosLike', inputs: [x(3, 4)], f: (a) => tf.onesLike(a).add(tf.zerosLike(a)).mul(a) },
+  { name: 'stack', inputs: [x(3, 4), x(3, 4)], f: (a, b) => tf.stack([a, b], 1) },
+  { name: 'unstack', inputs: [x(3, 4)], f: (a) => { const u = tf.unstack(a, 1); return u[0]!.mul(u[2]!).add(u[3]!); } },
+  { name: 'split', inputs: [x(3, 8)], f: (a) => { const [p, q] = tf.split(a, 2, -1); return p!.mul(q!); } },
+  { name: 'abs', inputs: [x(3, 4)], f: (a) => tf.abs(a) },
+  {
+    name: 'greater, less, equal',
+    inputs: [x(3, 4), x(3, 4)],
+    f: (a, b) => tf.cast(tf.greater(a, b), 'float32').add(tf.cast(tf.less(a, b), 'float32').mul(2)).add(tf.cast(tf.equal(a, a), 'float32')),
+    wrt: [],
+  },
+  { name: 'moments (LayerNorm)', inputs: [x(2, 3, 8)], f: (a) => { const m = tf.moments(a, -1, true); return m.mean.add(m.variance.mul(2)); } },
+  { name: 'squaredDifference', inputs: [x(3, 4), x(3, 4)], f: (a, b) => tf.squaredDifference(a, b) },
+  { name: 'expandDims, tile', inputs: [x(3, 4)], f: (a) => tf.tile(tf.expandDims(a, 0), [2, 1, 1]) },
+  { name: 'broadcastTo', inputs: [x(1, 4)], f: (a) => tf.broadcastTo(a, [3, 4]) },
+  { name: 'pad', inputs: [x(2, 3)], f: (a) => tf.pad(a, [[1, 0], [0, 2]], 0.5) },
+  { name: 'reverse', inputs: [x(2, 3)], f: (a) => tf.reverse(a, 1) },
+  { name: 'cumsum exclusive reverse', inputs: [x(3, 4)], f: (a) => tf.cumsum(a, 1, true, true) },
+  { name: 'relu, elu, leakyRelu', inputs: [x(3, 4)], f: (a) => tf.relu(a).add(tf.elu(a)).add(tf.leakyRelu(a, 0.1)) },
+  { name: 'addN', inputs: [x(3, 4), x(3, 4), x(3, 4)], f: (a, b, c) => tf.addN([a, b, c]) },
+  { name: 'linspace', inputs: [x(5)], f: (a) => a.mul(tf.linspace(0, 1, 5)) },
+  {
+    name: 'cross-entropy: logSoftmax · oneHot',
+    inputs: [x(6, 11), ids([6], 11)],
+    f: (logits, t) => tf.neg(tf.mean(tf.sum(tf.logSoftmax(logits).mul(tf.oneHot(t as tf.Tensor1D, 11)), -1))),
+    wrt: [0],
+  },
+];
+
+function makeInputs(inputs: Input[]): tf.Tensor[] {
+  const rng = new Rng(2024);
+  return inputs.map(({ shape, dtype = 'float32', values }) => {
+    const n = shape.reduce((a, b) => a * b, 1);
+    return tf.tensor(Array.from({ length: n }, (_, i) => (values ? values(i) : rng.nextFloat() * 2 - 1)), shape, dtype);
+  });
+}
+
+/** The op's value and the gradients of Σ w·f(xs) (random w: with w = 1, softmax's gradient is 0). */
+async function valueAndGrads(backend: 'cpu' | 'torch', c: OpCase): Promise<{ dtype: string; shape: number[]; values: Float32Array }[]> {
+  await useBackend(backend);
+  const xs = makeInputs(c.inputs);
+  const y = c.f(...xs);
+  const [w] = makeInputs([{ shape: y.shape }]);
+  const wrt = c.wrt ?? xs.map((_, i) => i);
+  const withArgs = (args: tf.Tensor[]) => xs.map((t, i) => (wrt.includes(i) ? args[wrt.indexOf(i)]! : t));
+  const grads = wrt.length === 0 ? [] : tf.grads((...args: tf.Tensor[]) => c.f(...withArgs(args)).mul(w!).sum())(wrt.map((i) => xs[i]!));
+  const out = await Promise.all([y, ...grads].map(async (t) => ({ dtype: t.dtype, shape: t.shape, values: Float32Array.from(await t.data()) })));
+  tf.dispose([...xs, y, w!, ...grads]);
+  return out;
+}
+
+function relativeError(a: Float32Array, b: Float32Array): number {
+  let diff = 0, scale = 0;
+  for (let i = 0; i < a.length; i++) {
+    diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
+    scale = Math.max(scale, Math.abs(a[i]!));
+  }
+  return diff / (scale || 1);
+}
+
+test('every model op and its gradient agree on torch and cpu', { skip }, async (t) => {
+  for (const c of ops) {
+    await t.test(c.name, async () => {
+      const cpu = await valueAndGrads('cpu', c);
+      const torch = await valueAndGrads('torch', c);
+      cpu.forEach((ref, k) => {
+        const what = k === 0 ? 'value' : `gradient ${k}`;
+        assert.deepEqual({ dtype: torch[k]!.dtype, shape: torch[k]!.shape }, { dtype: ref.dtype, shape: ref.shape }, `${c.name}: ${what}`);
+        const err = relativeError(ref.values, torch[k]!.values);
+        assert.ok(err <= 1e-5, `${c.name}: ${what} differs from cpu by ${err.toExponential(2)}`);
+      });
+    });
+  }
+});
+
+test('a kernel the torch backend lacks is an error that names it', { skip }, async () => {
+  await useBackend('torch', 'cpu');
+  const image = tf.zeros([1, 4, 4, 1]);
+  assert.throws(() => tf.conv2d(image as tf.Tensor4D, tf.zeros([2, 2, 1, 1]) as tf.Tensor4D, 1, 'valid'), /'Conv2D'.*'torch'/);
+  tf.dispose(image);
+});
+
+test('a native error names the kernel', { skip }, async () => {
+  await useBackend('torch', 'cpu');
+  const table = tf.zeros([4, 2]);
+  assert.throws(() => tf.gather(table, tf.tensor1d([5], 'int32')), /torch kernel GatherV2: .*out of range/i);
+  tf.dispose(table);
+});
+
+test('--device cuda where libtorch has no CUDA or no GPU is visible is an error that says which', { skip }, async () => {
+  const cuda = await useBackend('torch', 'cuda').then(() => true, (e) => {
+    assert.ok(e instanceof BackendError, String(e));
+    assert.match(e.message, /--device cuda: (this libtorch was built without CUDA|no CUDA device is visible)/);
+    return false;
+  });
+  if (cuda) assert.equal(tf.getBackend(), 'torch');
+});
+
+test('tensors made on another backend move to torch when first used', { skip }, async () => {
+  await useBackend('cpu');
+  const a = tf.tensor2d([[1, 2], [3, 4]]);
+  await useBackend('torch', 'cpu');
+  const b = tf.matMul(a, a);
+  assert.deepEqual(Array.from(await b.data()), [7, 10, 15, 22]);
+  tf.dispose([a, b]);
+});
+
+test('the reference cases pass on torch', { skip }, async () => {
+  await useBackend('torch', 'cpu');
+  let passed = 0;
+  for (const dir of findCases(`${ROOT}/../shared/golden`)) {
+    let c;
+    try {
+      c = loadCase(dir);
+    } catch (e) {
+      if (e instanceof UnsupportedCase) continue;
+      throw e;
+    }
+    const bad = compareCase(c.expected, computeCase(c)).filter((r) => !r.ok);
+    assert.deepEqual(bad, [], c.name);
+    passed++;
+  }
+  assert.ok(passed > 0, 'no supported reference case found');
+});
+
+const smokeModel: ModelConfig = { ...MODEL_DEFAULTS, vocab_size: 256, d_model: 64, n_layers: 2, n_heads: 4, ffn_dim: 192 };
+
+test('training steps keep native memory flat on torch', { skip }, async () => {
+  await useBackend('torch', 'cpu');
+  const model = new Model(smokeModel);
+  const params = initParams(smokeModel, 0);
+  const optimizer = new AdamW({ beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0.1 }, params);
+  const rng = new Rng(1);
+  const batch = () => tf.tensor2d(Int32Array.from({ length: 4 * 65 }, () => rng.nextUint32() % 256), [4, 65], 'int32');
+  const validation = [batch()];
+  const step = (i: number) => {
+    const tokens = batch();
+    const { loss, grads, outputVariances } = lossAndGrads(model, params, tokens, { outputVariances: i % 5 === 0 });
+    const norms = gradNorms(gradSquareSums(grads), smokeModel.n_layers);
+    outputVariances?.dataSync();
+    optimizer.apply(params, grads, 1e-3, clipFactor(norms.total, 1));
+    if (i % 10 === 0) evaluate(model, params, validation);
+    tf.dispose([tokens, loss, ...Object.values(grads), ...(outputVariances ? [outputVariances] : [])]);
+  };
+  for (let i = 1; i <= 10; i++) step(i); // warm-up: constants and cached blocks
+  const before = torchMemory()!;
+  for (let i = 11; i <= 40; i++) step(i);
+  const after = torchMemory()!;
+  assert.equal(after.tensors, before.tensors, 'native tensors');
+  assert.equal(after.allocatedBytes, before.allocatedBytes, 'native bytes in use');
+  assert.ok(after.cachedBytes <= before.cachedBytes + 2 ** 20, `cached blocks grew from ${before.cachedBytes} to ${after.cachedBytes}`);
+  optimizer.dispose();
+  model.dispose();
+  tf.dispose([...validation, ...Object.values(params)]);
+});
+
+test('memory() counts native bytes, and disposing a tensor returns them', { skip }, async () => {
+  await useBackend('torch', 'cpu');
+  const before = torchMemory()!.allocatedBytes;
+  const ones = tf.fill([256, 1024], 1);
+  assert.ok(torchMemory()!.allocatedBytes - before <= 64, 'a fill is a view of one value');
+  const twos = ones.add(1);
+  assert.ok(torchMemory()!.allocatedBytes - before >= 2 ** 20, 'add() allocates its 1 MiB result');
+  tf.dispose([ones, twos]);
+  assert.equal(torchMemory()!.allocatedBytes, before);
+});
