@@ -1,7 +1,7 @@
 // Issue 7's suite: kill it, corrupt it, fill its disk — nothing is lost and
 // every failure says what happened.
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
@@ -131,4 +131,54 @@ test('a diverging run is recorded as diverged with its step and exits 3', () => 
   db.close();
   assert.equal(run.status, 'diverged');
   assert.ok(run.diverged_step >= 1 && run.diverged_step <= 30);
+});
+
+test('3 sweep workers, one sweep with a diverging run: every run trained once, all end in a final status', () => {
+  const dir = tempDir();
+  writeFileSync(join(dir, 'base.yaml'), [
+    'name: base', 'model: { preset: nano, n_layers: 4, norm: post }',
+    'train: { steps: 12, batch_size: 2, seq_len: 16, warmup_steps: 0, grad_clip: 0, eval_every: 6, eval_batches: 1, checkpoint_every: 6 }',
+    `output: { runs_dir: ${join(dir, 'runs')} }`, '',
+  ].join('\n'));
+  writeFileSync(join(dir, 'sweep.yaml'), [
+    'name: busy', 'base: base.yaml', 'method: grid',
+    'parameters:', '  train.seed: { values: [0, 1, 2] }', '  train.lr: { values: [0.003, 10.0] }', '',
+  ].join('\n'));
+  const r = runCli(['sweep', join(dir, 'sweep.yaml'), '--workers', '3', '--backend', 'wasm']);
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.doesNotMatch(r.stdout + r.stderr, /SQLITE_BUSY/);
+  const runs = readdirSync(join(dir, 'runs')).filter((n) => n.startsWith('busy-'));
+  assert.equal(runs.length, 6);
+  const statuses: Record<string, string> = {};
+  for (const run of runs) {
+    const starts = readFileSync(join(dir, 'runs', run, 'train.log'), 'utf8').split('\n').filter((l) => l.includes('"msg":"start"'));
+    assert.equal(starts.length, 1, `${run} trained exactly once`);
+    const db = new Database(join(dir, 'runs', run, 'run.sqlite'), { readonly: true });
+    const row = db.prepare('SELECT status, config_json FROM runs').get() as { status: string; config_json: string };
+    db.close();
+    statuses[`lr=${JSON.parse(row.config_json).train.lr} seed=${JSON.parse(row.config_json).train.seed}`] = row.status;
+  }
+  assert.deepEqual(statuses, {
+    'lr=0.003 seed=0': 'finished', 'lr=0.003 seed=1': 'finished', 'lr=0.003 seed=2': 'finished',
+    'lr=10 seed=0': 'diverged', 'lr=10 seed=1': 'diverged', 'lr=10 seed=2': 'diverged',
+  });
+});
+
+test('a corrupted prepared dataset is refused with the damaged file named', () => {
+  const dir = tempDir();
+  const ds = join(dir, 'ds');
+  mkdirSync(join(dir, 'texts'));
+  for (let i = 0; i < 12; i++) writeFileSync(join(dir, 'texts', `doc${i}.txt`), `Document ${i}: the quick brown fox jumps over the lazy dog.\n`.repeat(100));
+  const prepared = runCli(['data', 'prepare', join(dir, 'texts'), '--tokenizer', 'byte', '--out', ds, '--val-fraction', '0.3', '--quiet']);
+  assert.equal(prepared.code, 0, prepared.stderr);
+  const shard = join(ds, readdirSync(ds).find((f) => /^train-\d+\.bin$/.test(f))!);
+  const bytes = readFileSync(shard);
+  bytes[100]! ^= 0x01;
+  writeFileSync(shard, bytes);
+  const config = join(dir, 'c.yaml');
+  writeFileSync(config, `model: { preset: nano, n_layers: 2 }\ntrain: { steps: 2, batch_size: 1, seq_len: 16 }\ndata: { source: ${ds}, val_fraction: 0.3 }\noutput: { runs_dir: ${join(dir, 'runs')} }\n`);
+  const r = runCli(['train', config]);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, new RegExp(`${shard.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: checksum mismatch`));
+  assert.equal(existsSync(join(dir, 'runs')), false, 'nothing written');
 });
