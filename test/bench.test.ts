@@ -46,6 +46,12 @@ test('normlab bench prints one readable block', () => {
   assert.match(r.stdout, /peak RSS/);
 });
 
+test('normlab bench refuses a model the wasm heap cannot hold, naming the alternative', () => {
+  const r = runCli(['bench', `${ROOT}/configs/bench/130m.yaml`, '--backend', 'wasm', '--peak', '100']);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /4 GiB address space.*--backend torch/s);
+});
+
 test('normlab bench rejects a bad step count', () => {
   const r = runCli(['bench', tiny, '--steps', 'many']);
   assert.equal(r.code, 2);

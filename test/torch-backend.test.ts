@@ -55,7 +55,9 @@ const ops: OpCase[] = [
   { name: 'matMul transposeA', inputs: [x(4, 3), x(4, 5)], f: (a, b) => tf.matMul(a, b, true, false) },
   { name: 'matMul transposeB', inputs: [x(3, 4), x(5, 4)], f: (a, b) => tf.matMul(a, b, false, true) },
   { name: 'matMul transposeA+B', inputs: [x(4, 3), x(5, 4)], f: (a, b) => tf.matMul(a, b, true, true) },
+  { name: 'matMul big enough to split across threads', inputs: [x(300, 128), x(384, 128)], f: (a, b) => tf.matMul(a, b, false, true) },
   { name: 'batchMatMul rank 3', inputs: [x(2, 3, 4), x(2, 4, 5)], f: (a, b) => tf.matMul(a, b) },
+  { name: 'batchMatMul big enough to split across threads', inputs: [x(9, 64, 64), x(9, 64, 64)], f: (a, b) => tf.matMul(a, b, true, false) },
   { name: 'batchMatMul rank 4, transposeB', inputs: [x(2, 3, 6, 4), x(2, 3, 6, 4)], f: (q, k) => tf.matMul(q, k, false, true) },
   { name: 'batchMatMul broadcast batch (tfjs has no gradient for it)', inputs: [x(1, 3, 4), x(2, 4, 5)], f: (a, b) => tf.matMul(a, b), wrt: [] },
   { name: 'fused matMul + bias + relu', inputs: [x(3, 4), x(4, 5), x(5)], f: (a, b, c) => tf.fused.matMul({ a, b, bias: c, activation: 'relu' }) },
@@ -185,6 +187,32 @@ test('every model op and its gradient agree on torch and cpu', { skip }, async (
       });
     });
   }
+});
+
+test('the fused NormlabAdamW kernel takes the step src/train/adamw.ts takes with tfjs ops', { skip }, async () => {
+  await useBackend('torch');
+  const config = { beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0.1 };
+  const [p, g] = makeInputs([x(16, 8), x(16, 8)]);
+  const viaOps = { w: p!.clone() };
+  const adamw = new AdamW(config, viaOps);
+  let fused = { param: p!.clone(), m: tf.zerosLike(p!), v: tf.zerosLike(p!) };
+  for (let step = 1; step <= 2; step++) {
+    const [lr, gradScale] = [1e-2, 0.5];
+    adamw.apply(viaOps, { w: g! }, lr, gradScale);
+    const attrs = {
+      gradScale, ...config, decay: 1 - lr * config.weight_decay,
+      stepSize: lr / (1 - config.beta1 ** step), sqrtBias2: Math.sqrt(1 - config.beta2 ** step),
+    };
+    const [param, m, v] = tf.engine().runKernel('NormlabAdamW', { param: fused.param, grad: g!, m: fused.m, v: fused.v }, attrs) as tf.Tensor[];
+    tf.dispose(Object.values(fused));
+    fused = { param: param!, m: m!, v: v! };
+  }
+  for (const [name, a, b] of [['param', viaOps.w, fused.param], ['m', adamw.m.w!, fused.m], ['v', adamw.v.w!, fused.v]] as const) {
+    const err = relativeError(Float32Array.from(await a.data()), Float32Array.from(await b.data()));
+    assert.ok(err <= 1e-6, `${name} differs by ${err.toExponential(2)}`);
+  }
+  adamw.dispose();
+  tf.dispose([p!, g!, viaOps.w, ...Object.values(fused)]);
 });
 
 test('a kernel the torch backend lacks is an error that names it', { skip }, async () => {

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <exception>
 #include <unordered_map>
 
 namespace normlab {
@@ -85,17 +86,26 @@ at::Tensor filledLike(const at::Tensor& x, double value) {
 // OpenMP threads instead, by rows of one matrix or by batch, one BLAS call each.
 constexpr int64_t kParallelFlops = int64_t(1) << 22;
 
+// Several chunks per thread, taken as threads come free: a thread that another
+// process delays costs the product one chunk, not half of it.
 template <class Part>
 at::Tensor splitAcrossThreads(at::Tensor out, int64_t rows, Part part) {
   const int64_t threads = at::get_num_threads();
-  const int64_t chunk = (rows + threads - 1) / threads;
-  at::parallel_for(0, threads, 1, [&](int64_t first, int64_t last) {
-    c10::InferenceMode inference;  // thread-local: the output is an inference tensor
-    for (int64_t t = first; t < last; ++t) {
-      const int64_t begin = t * chunk;
+  const int64_t chunks = std::min(rows, 4 * threads);
+  const int64_t chunk = (rows + chunks - 1) / chunks;
+  std::exception_ptr error;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+  for (int64_t c = 0; c < chunks; ++c) {
+    try {
+      c10::InferenceMode inference;  // thread-local: the output is an inference tensor
+      const int64_t begin = c * chunk;
       if (begin < rows) part(out.narrow(0, begin, std::min(chunk, rows - begin)), begin);
+    } catch (...) {
+#pragma omp critical
+      if (!error) error = std::current_exception();  // an exception must not leave the parallel region
     }
-  });
+  }
+  if (error) std::rethrow_exception(error);
   return out;
 }
 
@@ -243,6 +253,23 @@ Tensors topK(const Tensors& in, const Attrs& a) {
   return {values, indices};
 }
 
+// One AdamW step of one parameter (src/train/adamw.ts), fused: tfjs's ops take
+// 14 kernels and 7 scalar uploads for it. Inputs param, grad, m, v; attrs
+// gradScale, beta1, beta2, eps, decay (the factor weight decay puts on the
+// parameter, 1 for none), stepSize = lr/(1-beta1^t), sqrtBias2 = sqrt(1-beta2^t).
+// Outputs param', m', v'.
+Tensors adamw(const Tensors& in, const Attrs& a) {
+  const double scale = a.number(0), beta1 = a.number(1), beta2 = a.number(2), eps = a.number(3);
+  const double decay = a.number(4), stepSize = a.number(5), sqrtBias2 = a.number(6);
+  const at::Tensor& g = in[1];
+  at::Tensor m = at::add(in[2] * beta1, g, (1 - beta1) * scale);
+  at::Tensor v = at::addcmul(in[3] * beta2, g, g, (1 - beta2) * scale * scale);
+  at::Tensor denominator = v.sqrt().div_(sqrtBias2).add_(eps);
+  at::Tensor param = decay == 1 ? in[0].clone() : in[0] * decay;
+  param.addcdiv_(m, denominator, -stepSize);  // in place on tensors made here
+  return {param, m, v};
+}
+
 // Kernels are listed under their tfjs names (tfjs-core kernel_names.ts).
 const std::unordered_map<std::string, Kernel>& table() {
   using T = const at::Tensor&;
@@ -345,6 +372,8 @@ const std::unordered_map<std::string, Kernel>& table() {
       {"TorchSoftmaxGrad", [](const Tensors& in, const Attrs& a) {
          return Tensors{at::_softmax_backward_data(in[0], in[1], a.integer(0), in[1].scalar_type())};
        }},
+
+      {"NormlabAdamW", adamw},
 
       // Matrix products.
       {"BatchMatMul", batchMatMul},

@@ -10,7 +10,9 @@ export const BACKEND_NAMES = ['auto', 'torch', 'wasm', 'cpu', 'tensorflow', 'ten
 export type BackendName = (typeof BACKEND_NAMES)[number];
 
 /** The backend that was asked for cannot be used; the message says what to install. */
-export class BackendError extends Error {}
+export class BackendError extends Error {
+  readonly exitCode = 2;
+}
 
 export interface ActiveBackend {
   name: string;

@@ -28,10 +28,13 @@ export interface BenchResult {
   /** 6·N + 12·L·d·T: see modelFlopsPerToken. */
   flopsPerToken: number;
   gflopsPerSecond: number;
-  /** Median time of a step that also computes the diagnostics. */
-  diagnosticMsPerStep: number;
-  /** What diagnostics add to the average step at the config's diag_every. */
-  diagnosticOverhead: number;
+  /** Absent when no diagnostic step was timed. */
+  diagnostics?: {
+    /** Median time of a step that also computes the per-layer diagnostics. */
+    msPerStep: number;
+    /** What they add to the average step at the config's diag_every. */
+    overhead: number;
+  };
   memory: {
     peakRssBytes: number;
     /** tfjs's count of live tensor bytes after the steps: parameters and AdamW moments. */
@@ -84,19 +87,26 @@ export function benchmark(config: RunConfig, options: BenchOptions): BenchResult
   const batch = () => tf.tensor2d(
     Int32Array.from({ length: train.batch_size * (train.seq_len + 1) }, () => rng.nextUint32() % cfg.vocab_size),
     [train.batch_size, train.seq_len + 1], 'int32');
-  const timeSteps = (n: number, diagnostics: boolean) => Array.from({ length: n }, () => {
+  const timeStep = (diagnostics: boolean) => {
     const tokens = batch();
     const started = performance.now();
     trainStep(model, params, optimizer, tokens, config, diagnostics);
     const ms = performance.now() - started;
     tokens.dispose();
     return ms;
-  });
+  };
   try {
-    timeSteps(Math.max(1, options.warmup), false); // the first step also makes the model's constant tensors
+    // The first step also makes the model's constant tensors.
+    for (let i = 0; i < Math.max(1, options.warmup); i++) timeStep(false);
     const tensorsBefore = tf.memory().numTensors;
-    const msPerStep = median(timeSteps(options.steps, false));
-    const diagnosticMsPerStep = options.diagnosticSteps > 0 ? median(timeSteps(options.diagnosticSteps, true)) : msPerStep;
+    // Diagnostic steps interleave with plain ones, so both see the same machine.
+    const plain: number[] = [], withDiagnostics: number[] = [];
+    for (let i = 0; i < Math.max(options.steps, options.diagnosticSteps); i++) {
+      if (i < options.steps) plain.push(timeStep(false));
+      if (i < options.diagnosticSteps) withDiagnostics.push(timeStep(true));
+    }
+    const msPerStep = median(plain);
+    const diagnosticMs = withDiagnostics.length > 0 ? median(withDiagnostics) : undefined;
     const tokensPerStep = train.batch_size * train.seq_len;
     const tokensPerSecond = tokensPerStep / (msPerStep / 1000);
     const flopsPerToken = modelFlopsPerToken(cfg, train.seq_len);
@@ -107,8 +117,12 @@ export function benchmark(config: RunConfig, options: BenchOptions): BenchResult
       tokensPerSecond,
       flopsPerToken,
       gflopsPerSecond: (flopsPerToken * tokensPerSecond) / 1e9,
-      diagnosticMsPerStep,
-      diagnosticOverhead: train.diag_every > 0 ? (diagnosticMsPerStep - msPerStep) / (train.diag_every * msPerStep) : 0,
+      ...(diagnosticMs !== undefined && {
+        diagnostics: {
+          msPerStep: diagnosticMs,
+          overhead: train.diag_every > 0 ? (diagnosticMs - msPerStep) / (train.diag_every * msPerStep) : 0,
+        },
+      }),
       memory: { peakRssBytes: process.resourceUsage().maxRSS * 1024, ...tensorMemory(), tensorsBefore },
     };
   } finally {

@@ -5,6 +5,7 @@ import { AddonUnavailable, type NativeMemory, useTorch } from '../backend/torch/
 import { benchmark, type BenchResult, matMulRate } from '../bench/bench.ts';
 import { loadRunConfig } from '../config/load.ts';
 import type { RunConfig } from '../config/schema.ts';
+import { checkFitsBackend } from '../train/memory.ts';
 import { backendOption, startBackend } from './common.ts';
 
 const DEFAULT_CONFIG = fileURLToPath(new URL('../../configs/bench/tiny.yaml', import.meta.url));
@@ -68,8 +69,10 @@ function describe(config: RunConfig, backend: string, result: BenchResult, peak:
     `step     ${result.msPerStep.toFixed(1)} ms (median of ${flags.steps}, after ${flags.warmup} warm-up)  →  ${thousands(result.tokensPerSecond)} tokens/s`,
     `compute  ${(result.flopsPerToken / 1e6).toFixed(2)} MFLOP/token (6·N + 12·L·d·T, N without the embedding)  →  ${result.gflopsPerSecond.toFixed(1)} GFLOP/s, ` +
       `MFU ${((100 * result.gflopsPerSecond) / peak.gflops).toFixed(1)}% of ${peak.gflops.toFixed(0)} GFLOP/s (${peak.how})`,
-    `diagnostics  ${result.diagnosticMsPerStep.toFixed(1)} ms for a step with them (median of ${flags.diagnosticSteps}): ` +
-      `${(100 * result.diagnosticOverhead).toFixed(1)}% of step time at diag_every ${t.diag_every}`,
+    result.diagnostics
+      ? `diagnostics  ${result.diagnostics.msPerStep.toFixed(1)} ms for a step with them (median of ${flags.diagnosticSteps}): ` +
+        `${(100 * result.diagnostics.overhead).toFixed(1)}% of step time at diag_every ${t.diag_every}`
+      : 'diagnostics  not measured (--diagnostic-steps 0)',
     `memory   peak RSS ${MiB(mem.peakRssBytes)}; live tensors ${MiB(mem.tensorBytes)}` +
       (native.allocatedBytes !== undefined
         ? ` (native: ${MiB(native.allocatedBytes)} allocated, peak ${MiB(native.peakAllocatedBytes!)}, ${MiB(native.cachedBytes!)} cached for reuse)`
@@ -94,6 +97,7 @@ export function registerBench(program: Command): void {
       const config = loadRunConfig(file, flags.set);
       const measured = await machinePeak(flags);
       const backend = await startBackend(flags.backend);
+      checkFitsBackend(config, backend.name);
       const peak = measured ?? { gflops: matMulRate(1024), how: `${backend.name} matMul 1024²` };
       const result = benchmark(config, { steps: Math.max(1, flags.steps), warmup: flags.warmup, diagnosticSteps: flags.diagnosticSteps });
       if (flags.json) {

@@ -64,6 +64,13 @@ export const KERNELS: Record<string, KernelSpec> = {
   TorchSigmoidGrad: { inputs: ['dy', 'y'] },
   TorchSoftmaxGrad: { inputs: ['dy', 'y'], attrs: (a, [, y]) => [axis(a.dim, y!)] },
 
+  // Not a tfjs kernel: one AdamW step of one parameter (native/src/kernels.cc).
+  NormlabAdamW: {
+    inputs: ['param', 'grad', 'm', 'v'],
+    attrs: (a) => ['gradScale', 'beta1', 'beta2', 'eps', 'decay', 'stepSize', 'sqrtBias2'].map((k) => a[k] as number),
+    multiple: true,
+  },
+
   BatchMatMul: { inputs: ['a', 'b'], attrs: (a) => [a.transposeA as boolean, a.transposeB as boolean] },
   _FusedMatMul: {
     inputs: ['a', 'b', 'bias', 'preluActivationWeights'],
