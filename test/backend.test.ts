@@ -5,20 +5,8 @@ import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { BackendError, useBackend } from '../src/backend/index.ts';
 import { ADDON_PATH } from '../src/backend/torch/addon.ts';
-import { Rng } from '../src/data/rng.ts';
+import { ids, type Input, makeInputs, type OpCase, positive, relativeError, valueAndGrads, x } from './helpers/ops.ts';
 
-type Input = { shape: number[]; dtype?: 'float32' | 'int32'; values?: (i: number) => number };
-interface OpCase {
-  name: string;
-  inputs: Input[];
-  f: (...xs: tf.Tensor[]) => tf.Tensor;
-  /** Inputs to differentiate (default: all); [] for ops without a gradient. */
-  wrt?: number[];
-}
-
-const x = (...shape: number[]): Input => ({ shape });
-const positive = (...shape: number[]): Input => ({ shape, values: (i) => 0.5 + ((i * 0.37) % 1) });
-const ids = (shape: number[], n: number): Input => ({ shape, dtype: 'int32', values: (i) => (i * 7 + 3) % n });
 
 /** Every op the model, its loss and its optimizer use (MODEL.md §1–§3), each with its gradient. */
 const ops: OpCase[] = [
@@ -104,47 +92,15 @@ const ops: OpCase[] = [
   },
 ];
 
-function makeInputs(inputs: Input[]): tf.Tensor[] {
-  const rng = new Rng(2024);
-  return inputs.map(({ shape, dtype = 'float32', values }) => {
-    const n = shape.reduce((a, b) => a * b, 1);
-    return tf.tensor(Array.from({ length: n }, (_, i) => (values ? values(i) : rng.nextFloat() * 2 - 1)), shape, dtype);
-  });
-}
-
-/** The op's value and the gradients of Σ w·f(xs) (random w: with w = 1, softmax's gradient is 0). */
-async function valueAndGrads(backend: 'cpu' | 'wasm', c: OpCase): Promise<Float32Array[]> {
-  await useBackend(backend);
-  const xs = makeInputs(c.inputs);
-  const y = c.f(...xs);
-  const [w] = makeInputs([{ shape: y.shape }]);
-  const wrt = c.wrt ?? xs.map((_, i) => i);
-  const withArgs = (args: tf.Tensor[]) => xs.map((t, i) => (wrt.includes(i) ? args[wrt.indexOf(i)] : t));
-  const grads = wrt.length === 0 ? [] : tf.grads((...args: tf.Tensor[]) => c.f(...withArgs(args)).mul(w).sum())(wrt.map((i) => xs[i]));
-  const out = await Promise.all([y, ...grads].map(async (t) => Float32Array.from(await t.data())));
-  tf.dispose([...xs, y, w, ...grads]);
-  return out;
-}
-
-/** max |a − b| relative to max |a| (or absolute when a is all zeros). */
-function relativeError(a: Float32Array, b: Float32Array): number {
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < a.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i] - b[i]));
-    scale = Math.max(scale, Math.abs(a[i]));
-  }
-  return diff / (scale || 1);
-}
 
 async function assertWasmMatchesCpu(c: OpCase): Promise<void> {
-  const cpu = await valueAndGrads('cpu', c);
-  const wasm = await valueAndGrads('wasm', c);
+  const cpu = (await valueAndGrads('cpu', c)).map((r) => r.values);
+  const wasm = (await valueAndGrads('wasm', c)).map((r) => r.values);
   assert.equal(wasm.length, cpu.length);
   cpu.forEach((ref, k) => {
     const what = k === 0 ? 'value' : `gradient ${k}`;
-    assert.equal(wasm[k].length, ref.length, `${c.name}: ${what} size`);
-    const err = relativeError(ref, wasm[k]);
+    assert.equal(wasm[k]!.length, ref.length, `${c.name}: ${what} size`);
+    const err = relativeError(ref, wasm[k]!);
     assert.ok(err <= 1e-5, `${c.name}: ${what} differs from cpu by ${err.toExponential(2)}`);
   });
 }

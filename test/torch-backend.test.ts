@@ -15,6 +15,7 @@ import { lossAndGrads } from '../src/train/step.ts';
 import { compareCase, computeCase, findCases, loadCase, UnsupportedCase } from '../src/verify/golden.ts';
 import { findLibtorch } from '../scripts/build-torch.ts';
 import { ROOT } from './helpers/cli.ts';
+import { ids, makeInputs, type OpCase, positive, relativeError, valueAndGrads, x } from './helpers/ops.ts';
 
 const torchLoads = await useTorch('cpu').then(() => true, (e) => {
   if (!(e instanceof AddonUnavailable)) throw e;
@@ -36,18 +37,6 @@ test('without a libtorch the install script prints one line and exits 0', () => 
   assert.match(r.stdout, /torch backend is not built/);
 });
 
-type Input = { shape: number[]; dtype?: 'float32' | 'int32'; values?: (i: number) => number };
-interface OpCase {
-  name: string;
-  inputs: Input[];
-  f: (...xs: tf.Tensor[]) => tf.Tensor;
-  /** Inputs to differentiate (default: all); [] for ops without a gradient. */
-  wrt?: number[];
-}
-
-const x = (...shape: number[]): Input => ({ shape });
-const positive = (...shape: number[]): Input => ({ shape, values: (i) => 0.5 + ((i * 0.37) % 1) });
-const ids = (shape: number[], n: number): Input => ({ shape, dtype: 'int32', values: (i) => (i * 7 + 3) % n });
 
 /** The ops of the model, its loss, optimizer and diagnostics (MODEL.md §1–§5), and their neighbours. */
 const ops: OpCase[] = [
@@ -143,36 +132,6 @@ const ops: OpCase[] = [
   },
 ];
 
-function makeInputs(inputs: Input[]): tf.Tensor[] {
-  const rng = new Rng(2024);
-  return inputs.map(({ shape, dtype = 'float32', values }) => {
-    const n = shape.reduce((a, b) => a * b, 1);
-    return tf.tensor(Array.from({ length: n }, (_, i) => (values ? values(i) : rng.nextFloat() * 2 - 1)), shape, dtype);
-  });
-}
-
-/** The op's value and the gradients of Σ w·f(xs) (random w: with w = 1, softmax's gradient is 0). */
-async function valueAndGrads(backend: 'cpu' | 'torch', c: OpCase): Promise<{ dtype: string; shape: number[]; values: Float32Array }[]> {
-  await useBackend(backend);
-  const xs = makeInputs(c.inputs);
-  const y = c.f(...xs);
-  const [w] = makeInputs([{ shape: y.shape }]);
-  const wrt = c.wrt ?? xs.map((_, i) => i);
-  const withArgs = (args: tf.Tensor[]) => xs.map((t, i) => (wrt.includes(i) ? args[wrt.indexOf(i)]! : t));
-  const grads = wrt.length === 0 ? [] : tf.grads((...args: tf.Tensor[]) => c.f(...withArgs(args)).mul(w!).sum())(wrt.map((i) => xs[i]!));
-  const out = await Promise.all([y, ...grads].map(async (t) => ({ dtype: t.dtype, shape: t.shape, values: Float32Array.from(await t.data()) })));
-  tf.dispose([...xs, y, w!, ...grads]);
-  return out;
-}
-
-function relativeError(a: Float32Array, b: Float32Array): number {
-  let diff = 0, scale = 0;
-  for (let i = 0; i < a.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
-    scale = Math.max(scale, Math.abs(a[i]!));
-  }
-  return diff / (scale || 1);
-}
 
 test('every model op and its gradient agree on torch and cpu', { skip }, async (t) => {
   for (const c of ops) {
