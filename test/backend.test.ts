@@ -154,6 +154,26 @@ test("useBackend('tensorflow') without tfjs-node is a BackendError saying what t
     e instanceof BackendError && e.message.includes(`npm install @tensorflow/tfjs-node@${tf.version.tfjs}`));
 });
 
+test("useBackend('tensorflow-gpu') sets TF_FORCE_GPU_ALLOW_GROWTH before TensorFlow starts, keeping a user's value", { skip: installed('@tensorflow/tfjs-node-gpu') && 'tfjs-node-gpu is installed' }, async () => {
+  const saved = process.env.TF_FORCE_GPU_ALLOW_GROWTH;
+  try {
+    delete process.env.TF_FORCE_GPU_ALLOW_GROWTH;
+    await assert.rejects(useBackend('tensorflow-gpu'), BackendError);
+    assert.equal(process.env.TF_FORCE_GPU_ALLOW_GROWTH, 'true');
+    process.env.TF_FORCE_GPU_ALLOW_GROWTH = 'false';
+    await assert.rejects(useBackend('tensorflow-gpu'), BackendError);
+    assert.equal(process.env.TF_FORCE_GPU_ALLOW_GROWTH, 'false');
+  } finally {
+    if (saved === undefined) delete process.env.TF_FORCE_GPU_ALLOW_GROWTH;
+    else process.env.TF_FORCE_GPU_ALLOW_GROWTH = saved;
+  }
+});
+
+test("useBackend('tensorflow-gpu') without tfjs-node-gpu is a BackendError saying what to install", { skip: installed('@tensorflow/tfjs-node-gpu') && 'tfjs-node-gpu is installed' }, async () => {
+  await assert.rejects(useBackend('tensorflow-gpu'), (e: Error) =>
+    e instanceof BackendError && e.message.includes(`npm install @tensorflow/tfjs-node-gpu@${tf.version.tfjs}`));
+});
+
 test("useBackend('auto') takes torch when its addon is built, else wasm (tfjs-node is not installed)", { skip: (installed('@tensorflow/tfjs-node') || installed('@tensorflow/tfjs-node-gpu')) && 'tfjs-node is installed' }, async () => {
   const torchBuilt = existsSync(ADDON_PATH);
   const active = await useBackend('auto');
