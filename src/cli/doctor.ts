@@ -1,0 +1,57 @@
+// normlab doctor [--json]
+import { arch, availableParallelism, platform } from 'node:os';
+import type { Command } from 'commander';
+import * as tf from '@tensorflow/tfjs';
+import { cudaAdvice } from '../backend/cuda.ts';
+import { type BackendReport, type Diagnosis, diagnose } from '../backend/doctor.ts';
+import { matMulRate } from '../bench/bench.ts';
+import type { SetExitCode } from './main.ts';
+
+function backendLines(b: BackendReport): string[] {
+  const head = `  ${b.name.padEnd(16)}`;
+  if (!b.loads) return [`${head}no   ${b.reason}`];
+  const rate = `matMul ${b.matMul!.size}²: ${b.matMul!.gflops.toFixed(1)} GFLOP/s`;
+  const lines = [`${head}yes  ${b.version}; ${rate}`];
+  if (b.cuda) lines.push(`${' '.repeat(23)}CUDA: ${b.cuda.available ? `yes (${b.cuda.detail})` : `no (${b.cuda.detail})`}`);
+  return lines;
+}
+
+function describe(d: Diagnosis): string[] {
+  const { gpu } = d;
+  const missing = d.cudaLibraries.filter((l) => !l.path);
+  const libraryLines = d.cudaLibraries.map((l) => {
+    const where = l.path ?? [
+      'missing',
+      l.offPath && `(at ${l.offPath}, off the loader's path)`,
+      l.otherVersions.length > 0 && `(other versions: ${l.otherVersions.join(', ')})`,
+    ].filter(Boolean).join(' ');
+    return `    ${l.name.padEnd(19)}${where}`;
+  });
+  return [
+    `normlab doctor: tfjs ${tf.version.tfjs}, Node ${process.version}, ${platform()} ${arch()}, ${availableParallelism()} CPUs`,
+    '',
+    'backends',
+    ...d.backends.flatMap(backendLines),
+    '',
+    'GPU',
+    `  nvidia-smi         ${gpu.nvidiaSmi ?? 'not found'}${gpu.gpus.length > 0 ? `: ${gpu.gpus.join('; ')}` : ''}`,
+    `  /dev/nvidia0       ${gpu.deviceNode ? 'present' : 'absent'}`,
+    '  CUDA libraries tensorflow-gpu needs (TensorFlow 2.9: CUDA 11.2, cuDNN 8.1):',
+    ...libraryLines,
+    ...(missing.length > 0 ? [`  to get them: ${cudaAdvice(missing)}`] : []),
+    '',
+    d.gpuSummary,
+  ];
+}
+
+export function registerDoctor(program: Command, setExitCode: SetExitCode): void {
+  program
+    .command('doctor')
+    .description('which backends load here, their versions and matMul GFLOP/s, the CUDA libraries and GPU a GPU backend needs')
+    .option('--json', 'print one JSON object')
+    .action(async (flags: { json?: boolean }) => {
+      const diagnosis = await diagnose(matMulRate);
+      console.log(flags.json ? JSON.stringify(diagnosis) : describe(diagnosis).join('\n'));
+      if (!diagnosis.backends.some((b) => b.loads)) setExitCode(1);
+    });
+}
