@@ -7,7 +7,10 @@ import { AddonUnavailable, torchMemory, useTorch } from '../src/backend/torch/in
 import { Rng } from '../src/data/rng.ts';
 import { MODEL_DEFAULTS, type ModelConfig } from '../src/model/config.ts';
 import { initParams } from '../src/model/init.ts';
-import { Model } from '../src/model/model.ts';
+import { hasKernel } from '../src/model/fused.ts';
+import { gatedSilu, linear, maskedSoftmax, rope } from '../src/model/layers.ts';
+import { Model, tokenLosses } from '../src/model/model.ts';
+import { rmsNorm } from '../src/model/norms.ts';
 import { gradNorms, gradSquareSums } from '../src/metrics/diagnostics.ts';
 import { AdamW, clipFactor } from '../src/train/adamw.ts';
 import { evaluate } from '../src/train/evaluate.ts';
@@ -15,7 +18,7 @@ import { lossAndGrads } from '../src/train/step.ts';
 import { compareCase, computeCase, findCases, loadCase, UnsupportedCase } from '../src/verify/golden.ts';
 import { findLibtorch } from '../scripts/build-torch.ts';
 import { ROOT } from './helpers/cli.ts';
-import { ids, makeInputs, type OpCase, positive, relativeError, valueAndGrads, x } from './helpers/ops.ts';
+import { ids, type Input, makeInputs, type OpCase, positive, relativeError, valueAndGrads, x } from './helpers/ops.ts';
 
 const torchLoads = await useTorch('cpu').then(() => true, (e) => {
   if (!(e instanceof AddonUnavailable)) throw e;
@@ -148,30 +151,73 @@ test('every model op and its gradient agree on torch and cpu', { skip }, async (
   }
 });
 
-test('the fused NormlabAdamW kernel takes the step src/train/adamw.ts takes with tfjs ops', { skip }, async () => {
-  await useBackend('torch');
+/** The model's fused ops (src/model/fused.ts): a Normlab* kernel on torch, the tfjs composition on cpu. */
+const causalMaskValues = (t: number): Input => ({ shape: [t, t], values: (i) => (i % t > Math.floor(i / t) ? -1e9 : 0) });
+const fusedOps: (OpCase & { kernel: string })[] = [
+  { kernel: 'NormlabLinear', name: 'linear of [B, T, in]', inputs: [x(2, 5, 6), x(4, 6)], f: (a, w) => linear(a, w) },
+  { kernel: 'NormlabLinear', name: 'linear of a transposed (strided) input', inputs: [x(2, 6, 5), x(4, 6)], f: (a, w) => linear(a.transpose([0, 2, 1]), w) },
+  { kernel: 'NormlabLinear', name: 'linear big enough to split across threads', inputs: [x(4, 75, 128), x(384, 128)], f: (a, w) => linear(a, w) },
+  { kernel: 'NormlabRMSNorm', name: 'rmsNorm', inputs: [x(2, 3, 8), positive(8)], f: (a, w) => rmsNorm(a, w, 1e-6) },
+  { kernel: 'NormlabRMSNorm', name: 'rmsNorm per head of [B, T, H, hd]', inputs: [x(2, 3, 2, 4), x(4)], f: (a, w) => rmsNorm(a, w, 1e-5) },
+  { kernel: 'NormlabRope', name: 'rope (tables with unrelated halves)', inputs: [x(2, 3, 5, 8), x(5, 8), x(5, 8)], f: (a, cos, sin) => rope(a, { cos: cos as tf.Tensor2D, sin: sin as tf.Tensor2D }), wrt: [0] },
+  { kernel: 'NormlabSwiGLU', name: 'SiLU(gate) ⊙ up', inputs: [x(2, 3, 6), x(2, 3, 6)], f: (g, u) => gatedSilu(g.mul(4), u) },
+  { kernel: 'NormlabMaskedSoftmax', name: 'masked softmax with the causal mask', inputs: [x(2, 2, 4, 4), causalMaskValues(4)], f: (s, m) => maskedSoftmax(s.mul(3), m as tf.Tensor2D, 0.5), wrt: [0] },
+  { kernel: 'NormlabCrossEntropy', name: 'token losses', inputs: [x(6, 11), ids([6], 11)], f: (l, t) => tokenLosses(l.mul(5) as tf.Tensor2D, t as tf.Tensor1D), wrt: [0] },
+];
+
+test('every fused op and its gradient agree with the tfjs composition', { skip }, async (t) => {
+  for (const c of fusedOps) {
+    await t.test(c.name, async () => {
+      const composition = await valueAndGrads('cpu', c);
+      const fused = await valueAndGrads('torch', c);
+      assert.ok(hasKernel(c.kernel), `torch registers ${c.kernel}`);
+      composition.forEach((ref, k) => {
+        const what = k === 0 ? 'value' : `gradient ${k}`;
+        assert.deepEqual({ dtype: fused[k]!.dtype, shape: fused[k]!.shape }, { dtype: ref.dtype, shape: ref.shape }, `${c.name}: ${what}`);
+        const err = relativeError(ref.values, fused[k]!.values);
+        assert.ok(err <= 1e-5, `${c.name}: ${what} differs from the composition by ${err.toExponential(2)}`);
+      });
+    });
+  }
+});
+
+test('AdamW takes the same steps with the fused kernel on torch as with tfjs ops on cpu', { skip }, async () => {
   const config = { beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0.1 };
-  const [p, g] = makeInputs([x(16, 8), x(16, 8)]);
-  const viaOps = { w: p!.clone() };
-  const adamw = new AdamW(config, viaOps);
-  let fused = { param: p!.clone(), m: tf.zerosLike(p!), v: tf.zerosLike(p!) };
-  for (let step = 1; step <= 2; step++) {
-    const [lr, gradScale] = [1e-2, 0.5];
-    adamw.apply(viaOps, { w: g! }, lr, gradScale);
-    const attrs = {
-      gradScale, ...config, decay: 1 - lr * config.weight_decay,
-      stepSize: lr / (1 - config.beta1 ** step), sqrtBias2: Math.sqrt(1 - config.beta2 ** step),
-    };
-    const [param, m, v] = tf.engine().runKernel('NormlabAdamW', { param: fused.param, grad: g!, m: fused.m, v: fused.v }, attrs) as tf.Tensor[];
-    tf.dispose(Object.values(fused));
-    fused = { param: param!, m: m!, v: v! };
+  const run = async (backend: 'cpu' | 'torch') => {
+    await useBackend(backend);
+    const [w, b, gw, gb] = makeInputs([x(16, 8), x(8), x(16, 8), x(8)]);
+    const params = { w: w!, b: b! };
+    const adamw = new AdamW(config, params);
+    for (const [lr, scale] of [[1e-2, 0.5], [5e-3, 1]] as const) {
+      adamw.apply(params, { w: gw!, b: gb! }, lr, (key) => (key === 'w' ? scale : 1));
+    }
+    const read = async (t: tf.Tensor) => Float32Array.from(await t.data());
+    const out = { param: [await read(params.w), await read(params.b)], m: [await read(adamw.m.w!), await read(adamw.m.b!)], v: [await read(adamw.v.w!), await read(adamw.v.b!)] };
+    adamw.dispose();
+    tf.dispose([params.w, params.b, gw!, gb!]);
+    return out;
+  };
+  const ops = await run('cpu');
+  const fused = await run('torch');
+  assert.ok(hasKernel('NormlabAdamW'));
+  for (const name of ['param', 'm', 'v'] as const) {
+    ops[name].forEach((ref, i) => {
+      const err = relativeError(ref, fused[name][i]!);
+      assert.ok(err <= 1e-6, `${name} ${i === 0 ? '(decayed matrix)' : '(vector)'} differs by ${err.toExponential(2)}`);
+    });
   }
-  for (const [name, a, b] of [['param', viaOps.w, fused.param], ['m', adamw.m.w!, fused.m], ['v', adamw.v.w!, fused.v]] as const) {
-    const err = relativeError(Float32Array.from(await a.data()), Float32Array.from(await b.data()));
-    assert.ok(err <= 1e-6, `${name} differs by ${err.toExponential(2)}`);
-  }
-  adamw.dispose();
-  tf.dispose([p!, g!, viaOps.w, ...Object.values(fused)]);
+});
+
+test('gradient square sums agree with the fused kernel on torch', { skip }, async () => {
+  const sums = async (backend: 'cpu' | 'torch') => {
+    await useBackend(backend);
+    const [a, b] = makeInputs([x(30, 20), x(7)]);
+    const result = gradSquareSums({ a: a!, b: b! });
+    tf.dispose([a!, b!]);
+    return [...result.values()];
+  };
+  const [ref, fused] = [await sums('cpu'), await sums('torch')];
+  ref.forEach((r, i) => assert.ok(Math.abs(r - fused[i]!) <= 1e-5 * r, `sum ${i}: ${r} vs ${fused[i]}`));
 });
 
 test('a kernel the torch backend lacks is an error that names it', { skip }, async () => {

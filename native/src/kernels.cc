@@ -1,5 +1,7 @@
 #include "kernels.h"
 
+#include "fused.h"
+
 #include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
 
@@ -113,6 +115,8 @@ bool worthSplitting(const at::Tensor& x, int64_t rows, int64_t flops) {
   return x.device().is_cpu() && at::get_num_threads() > 1 && rows >= at::get_num_threads() && flops >= kParallelFlops;
 }
 
+}  // namespace
+
 at::Tensor parallelMm(const at::Tensor& a, const at::Tensor& b) {
   const int64_t m = a.size(0);
   if (!worthSplitting(a, m, 2 * m * a.size(1) * b.size(1))) return at::mm(a, b);
@@ -120,6 +124,8 @@ at::Tensor parallelMm(const at::Tensor& a, const at::Tensor& b) {
     at::mm_out(part, a.narrow(0, begin, part.size(0)), b);
   });
 }
+
+namespace {
 
 at::Tensor parallelBmm(const at::Tensor& a, const at::Tensor& b) {
   const int64_t n = a.size(0);
@@ -253,23 +259,6 @@ Tensors topK(const Tensors& in, const Attrs& a) {
   return {values, indices};
 }
 
-// One AdamW step of one parameter (src/train/adamw.ts), fused: tfjs's ops take
-// 14 kernels and 7 scalar uploads for it. Inputs param, grad, m, v; attrs
-// gradScale, beta1, beta2, eps, decay (the factor weight decay puts on the
-// parameter, 1 for none), stepSize = lr/(1-beta1^t), sqrtBias2 = sqrt(1-beta2^t).
-// Outputs param', m', v'.
-Tensors adamw(const Tensors& in, const Attrs& a) {
-  const double scale = a.number(0), beta1 = a.number(1), beta2 = a.number(2), eps = a.number(3);
-  const double decay = a.number(4), stepSize = a.number(5), sqrtBias2 = a.number(6);
-  const at::Tensor& g = in[1];
-  at::Tensor m = at::add(in[2] * beta1, g, (1 - beta1) * scale);
-  at::Tensor v = at::addcmul(in[3] * beta2, g, g, (1 - beta2) * scale * scale);
-  at::Tensor denominator = v.sqrt().div_(sqrtBias2).add_(eps);
-  at::Tensor param = decay == 1 ? in[0].clone() : in[0] * decay;
-  param.addcdiv_(m, denominator, -stepSize);  // in place on tensors made here
-  return {param, m, v};
-}
-
 // Kernels are listed under their tfjs names (tfjs-core kernel_names.ts).
 const std::unordered_map<std::string, Kernel>& table() {
   using T = const at::Tensor&;
@@ -373,7 +362,24 @@ const std::unordered_map<std::string, Kernel>& table() {
          return Tensors{at::_softmax_backward_data(in[0], in[1], a.integer(0), in[1].scalar_type())};
        }},
 
+      // normlab's fused kernels (fused.cc).
       {"NormlabAdamW", adamw},
+      {"NormlabCrossEntropy", crossEntropy},
+      {"NormlabCrossEntropyGrad", crossEntropyGrad},
+      {"NormlabLinear", linear},
+      {"NormlabLinearGradX", linearGradX},
+      {"NormlabLinearGradWeight", linearGradWeight},
+      {"NormlabMaskedSoftmax", maskedSoftmax},
+      {"NormlabMaskedSoftmaxGrad", maskedSoftmaxGrad},
+      {"NormlabRMSNorm", rmsNorm},
+      {"NormlabRMSNormGradX", rmsNormGradX},
+      {"NormlabRMSNormGradWeight", rmsNormGradWeight},
+      {"NormlabRope", rope},
+      {"NormlabRopeGrad", ropeGrad},
+      {"NormlabSquareSums", squareSums},
+      {"NormlabSwiGLU", swiglu},
+      {"NormlabSwiGLUGradGate", swigluGradGate},
+      {"NormlabSwiGLUGradUp", swigluGradUp},
 
       // Matrix products.
       {"BatchMatMul", batchMatMul},

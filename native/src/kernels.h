@@ -40,6 +40,9 @@ using Kernel = std::function<Tensors(const Tensors& inputs, const Attrs& attrs)>
 const Kernel* findKernel(const std::string& name);
 std::vector<std::string> kernelNames();
 
+/** a·b of two matrices, split by rows of a across ATen's threads when large enough. */
+at::Tensor parallelMm(const at::Tensor& a, const at::Tensor& b);
+
 /** tfjs dtype name ('float32', 'int32', 'bool') to an ATen scalar type. */
 at::ScalarType scalarType(const std::string& dtype);
 

@@ -2,12 +2,16 @@
 // graph; closing formulas (norms, means over a handful of numbers, cosines)
 // run in float64 on the host, as the reference cases require.
 import * as tf from '@tensorflow/tfjs';
+import { hasKernel, runFused } from '../model/fused.ts';
 import { blockPrefix } from '../model/model.ts';
 
 /** Σg² of every gradient, read back in one transfer. */
 export function gradSquareSums(grads: Record<string, tf.Tensor>): Map<string, number> {
   const keys = Object.keys(grads);
-  const sums = tf.tidy(() => tf.stack(keys.map((k) => grads[k]!.square().sum())).dataSync());
+  const tensors = keys.map((k) => grads[k]!);
+  const sums = tf.tidy(() => (hasKernel('NormlabSquareSums')
+    ? runFused('NormlabSquareSums', tensors)
+    : tf.stack(tensors.map((g) => g.square().sum()))).dataSync());
   return new Map(keys.map((k, i) => [k, sums[i]!]));
 }
 

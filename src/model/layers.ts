@@ -1,9 +1,11 @@
 // Attention with RoPE and SwiGLU feed-forward (MODEL.md §2.1, §2.2).
 import * as tf from '@tensorflow/tfjs';
+import { hasKernel, runFused } from './fused.ts';
 import type { Apply, Params } from './norms.ts';
 
 /** y = x · Wᵀ for x [..., in] and W [out, in] (PyTorch layout). */
 export function linear(x: tf.Tensor, weight: tf.Tensor): tf.Tensor {
+  if (hasKernel('NormlabLinear')) return runFused('NormlabLinear', { x, weight });
   const shape = x.shape;
   const flat = x.reshape([-1, shape[shape.length - 1]]);
   const y = tf.matMul(flat, weight, false, true);
@@ -34,6 +36,7 @@ export function ropeTables(seqLen: number, headDim: number, theta: number): Rope
 
 /** RoPE(x) = x·cos + rotate_half(x)·sin on x [B, H, T, hd]. */
 export function rope(x: tf.Tensor, tables: RopeTables): tf.Tensor {
+  if (hasKernel('NormlabRope')) return runFused('NormlabRope', { x, cos: tables.cos, sin: tables.sin });
   const half = x.shape[3]! / 2;
   const [x1, x2] = tf.split(x, [half, half], 3);
   const rotated = tf.concat([x2!.neg(), x1!], 3);
@@ -69,9 +72,15 @@ export function mergeHeads(o: tf.Tensor): tf.Tensor {
   return o.transpose([0, 2, 1, 3]).reshape([B, T, H * hd]);
 }
 
+/** softmax(scores·scale + mask) over the last axis. */
+export function maskedSoftmax(scores: tf.Tensor, mask: tf.Tensor2D, scale: number): tf.Tensor {
+  if (hasKernel('NormlabMaskedSoftmax')) return runFused('NormlabMaskedSoftmax', { scores, mask }, { scale });
+  return tf.softmax(scores.mul(scale).add(mask));
+}
+
 /** softmax(q·kᵀ·scale + mask)·v on [B, H, T, hd]. */
 export function causalAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, scale: number, mask: tf.Tensor2D): tf.Tensor {
-  return tf.matMul(tf.softmax(tf.matMul(q, k, false, true).mul(scale).add(mask)), v);
+  return tf.matMul(maskedSoftmax(tf.matMul(q, k, false, true), mask, scale), v);
 }
 
 /** Causal self-attention of one block; `prefix` is `model.layers.{i}.self_attn`. */
@@ -88,10 +97,16 @@ export function attention(
   return linear(merged, params[`${prefix}.o_proj.weight`]!);
 }
 
+/** SiLU(gate) ⊙ up. */
+export function gatedSilu(gate: tf.Tensor, up: tf.Tensor): tf.Tensor {
+  if (hasKernel('NormlabSwiGLU')) return runFused('NormlabSwiGLU', { gate, up });
+  return gate.mul(gate.sigmoid()).mul(up);
+}
+
 /** SwiGLU: (SiLU(x·W_gateᵀ) ⊙ x·W_upᵀ) · W_downᵀ, with an optional norm over F before W_down (§7.5, §7.6). */
 export function swiglu(x: tf.Tensor, params: Params, prefix: string, subNorm?: Apply): tf.Tensor {
   const gate = linear(x, params[`${prefix}.gate_proj.weight`]!);
   const up = linear(x, params[`${prefix}.up_proj.weight`]!);
-  const hidden = gate.mul(gate.sigmoid()).mul(up);
+  const hidden = gatedSilu(gate, up);
   return linear(subNorm ? subNorm(hidden) : hidden, params[`${prefix}.down_proj.weight`]!);
 }

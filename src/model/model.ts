@@ -2,6 +2,7 @@
 // strategy, final norm, untied head.
 import * as tf from '@tensorflow/tfjs';
 import { type ModelConfig, usesEmbedNorm } from './config.ts';
+import { hasKernel, runFused } from './fused.ts';
 import { attention, causalMask, linear, ropeTables, swiglu, type RopeTables } from './layers.ts';
 import { type Apply, normKind, normModule, normParamShapes, type Params } from './norms.ts';
 import { ngptAttention, ngptFfn, ngptLogits } from './ngpt.ts';
@@ -201,10 +202,14 @@ export function splitBatch(tokens: tf.Tensor2D): { inputs: tf.Tensor2D; targets:
  * `weights` is absent; padding gets 0 in truncated batches).
  */
 export function crossEntropy(logits: tf.Tensor3D, targets: tf.Tensor2D, weights?: tf.Tensor2D): tf.Scalar {
-  const V = logits.shape[2];
-  const logProbs = tf.logSoftmax(logits.reshape([-1, V]));
-  const picked = logProbs.mul(tf.oneHot(targets.reshape([-1]), V)).sum(-1);
-  if (!weights) return picked.mean().neg() as tf.Scalar;
+  const nll = tokenLosses(logits.reshape([-1, logits.shape[2]]), targets.reshape([-1]));
+  if (!weights) return nll.mean() as tf.Scalar;
   const w = weights.reshape([-1]);
-  return picked.mul(w).sum().div(w.sum()).neg() as tf.Scalar;
+  return nll.mul(w).sum().div(w.sum()) as tf.Scalar;
+}
+
+/** −log softmax(logits)[target] of each row of logits [N, V]. */
+export function tokenLosses(logits: tf.Tensor2D, targets: tf.Tensor1D): tf.Tensor1D {
+  if (hasKernel('NormlabCrossEntropy')) return runFused('NormlabCrossEntropy', { logits, targets });
+  return tf.logSoftmax(logits).mul(tf.oneHot(targets, logits.shape[1])).sum(-1).neg() as tf.Tensor1D;
 }

@@ -1,6 +1,7 @@
 // Norm modules of MODEL.md §2.3, each reading its parameters under one key prefix.
 import * as tf from '@tensorflow/tfjs';
 import type { ModelConfig } from './config.ts';
+import { hasKernel, runFused } from './fused.ts';
 
 export type Params = Record<string, tf.Tensor>;
 export type NormKind = 'rmsnorm' | 'layernorm' | 'scalenorm' | 'dyt' | 'identity';
@@ -25,6 +26,7 @@ export function normParamShapes(kind: NormKind, prefix: string, n: number): [str
 }
 
 export function rmsNorm(x: tf.Tensor, weight: tf.Tensor, eps: number): tf.Tensor {
+  if (hasKernel('NormlabRMSNorm')) return runFused('NormlabRMSNorm', { x, weight }, { eps });
   return x.mul(x.square().mean(-1, true).add(eps).rsqrt()).mul(weight);
 }
 

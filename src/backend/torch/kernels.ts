@@ -64,12 +64,28 @@ export const KERNELS: Record<string, KernelSpec> = {
   TorchSigmoidGrad: { inputs: ['dy', 'y'] },
   TorchSoftmaxGrad: { inputs: ['dy', 'y'], attrs: (a, [, y]) => [axis(a.dim, y!)] },
 
-  // Not a tfjs kernel: one AdamW step of one parameter (native/src/kernels.cc).
+  // normlab's fused kernels (native/src/fused.cc; JS side src/model/fused.ts, src/train/adamw.ts).
   NormlabAdamW: {
     inputs: ['param', 'grad', 'm', 'v'],
     attrs: (a) => ['gradScale', 'beta1', 'beta2', 'eps', 'decay', 'stepSize', 'sqrtBias2'].map((k) => a[k] as number),
     multiple: true,
   },
+  NormlabCrossEntropy: { inputs: ['logits', 'targets'] },
+  NormlabCrossEntropyGrad: { inputs: ['dy', 'logits', 'targets'] },
+  NormlabLinear: { inputs: ['x', 'weight'] },
+  NormlabLinearGradX: { inputs: ['dy', 'weight'] },
+  NormlabLinearGradWeight: { inputs: ['dy', 'x'] },
+  NormlabMaskedSoftmax: { inputs: ['scores', 'mask'], attrs: (a) => [a.scale as number] },
+  NormlabMaskedSoftmaxGrad: { inputs: ['dy', 'y'], attrs: (a) => [a.scale as number] },
+  NormlabRMSNorm: { inputs: ['x', 'weight'], attrs: (a) => [a.eps as number] },
+  NormlabRMSNormGradX: { inputs: ['dy', 'x', 'weight'], attrs: (a) => [a.eps as number] },
+  NormlabRMSNormGradWeight: { inputs: ['dy', 'x'], attrs: (a) => [a.eps as number] },
+  NormlabRope: { inputs: ['x', 'cos', 'sin'] },
+  NormlabRopeGrad: { inputs: ['dy', 'cos', 'sin'] },
+  NormlabSquareSums: { inputs: 'list' },
+  NormlabSwiGLU: { inputs: ['gate', 'up'] },
+  NormlabSwiGLUGradGate: { inputs: ['dy', 'gate', 'up'] },
+  NormlabSwiGLUGradUp: { inputs: ['dy', 'gate'] },
 
   BatchMatMul: { inputs: ['a', 'b'], attrs: (a) => [a.transposeA as boolean, a.transposeB as boolean] },
   _FusedMatMul: {
