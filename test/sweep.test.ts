@@ -188,8 +188,14 @@ test('each worker gets its own GPU, round robin, and CUDA_VISIBLE_DEVICES wins o
   assert.deepEqual(detectGpus({ CUDA_VISIBLE_DEVICES: '2,3' }), ['2', '3']);
   assert.deepEqual(detectGpus({ CUDA_VISIBLE_DEVICES: '' }), []);
   const gpus = ['0', '1'];
-  assert.deepEqual([0, 1, 2].map((k) => workerEnv(k, gpus, {}).CUDA_VISIBLE_DEVICES), ['0', '1', '0']);
-  assert.equal(workerEnv(0, [], {}).CUDA_VISIBLE_DEVICES, undefined);
+  assert.deepEqual([0, 1, 2].map((k) => workerEnv(k, 3, gpus, {}).CUDA_VISIBLE_DEVICES), ['0', '1', '0']);
+  assert.equal(workerEnv(0, 3, [], {}).CUDA_VISIBLE_DEVICES, undefined);
+});
+
+test('CPU workers share the cores among their torch threads, unless the user set the count', () => {
+  assert.deepEqual([0, 1].map((k) => workerEnv(k, 2, [], {}, 8).NORMLAB_TORCH_THREADS), ['4', '4']);
+  assert.equal(workerEnv(0, 3, [], {}, 2).NORMLAB_TORCH_THREADS, '1');
+  assert.equal(workerEnv(0, 2, [], { NORMLAB_TORCH_THREADS: '3' }, 8).NORMLAB_TORCH_THREADS, '3');
 });
 
 /** `[wK] <run> (...) started` lines: which worker started which run. */

@@ -201,7 +201,7 @@ async function runWorkers(plan: Plan, planFile: string, count: number, flags: Sw
     '--backend', flags.backend, '--stale-after', flags.staleAfter,
   ];
   // process.argv[1] is bin/normlab: workers start the same CLI.
-  const { children, done } = launchWorkers(count, process.argv[1]!, args, (k) => workerEnv(k, gpus));
+  const { children, done } = launchWorkers(count, process.argv[1]!, args, (k) => workerEnv(k, count, gpus));
   let interrupted = false;
   const forward = (signal: NodeJS.Signals) => {
     interrupted = true;

@@ -1,5 +1,6 @@
 // Starting N worker processes on this machine, one GPU each where there are GPUs.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { availableParallelism } from 'node:os';
 
 /**
  * The GPUs workers may use: CUDA_VISIBLE_DEVICES when it is set (a scheduler's
@@ -13,9 +14,15 @@ export function detectGpus(env: NodeJS.ProcessEnv = process.env): string[] {
   return r.stdout.split('\n').map((s) => s.trim()).filter((s) => /^\d+$/.test(s));
 }
 
-/** Worker k's environment: its own GPU (round robin when workers outnumber GPUs), or the parent's as is. */
-export function workerEnv(k: number, gpus: string[], env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
-  return gpus.length === 0 ? { ...env } : { ...env, CUDA_VISIBLE_DEVICES: gpus[k % gpus.length] };
+/**
+ * Worker k of `count`: its own GPU (round robin when workers outnumber GPUs);
+ * without GPUs, an equal share of the cores for the torch backend's threads,
+ * since each worker would otherwise start one per core (a NORMLAB_TORCH_THREADS
+ * the user set wins).
+ */
+export function workerEnv(k: number, count: number, gpus: string[], env: NodeJS.ProcessEnv = process.env, cores = availableParallelism()): NodeJS.ProcessEnv {
+  if (gpus.length > 0) return { ...env, CUDA_VISIBLE_DEVICES: gpus[k % gpus.length] };
+  return { ...env, NORMLAB_TORCH_THREADS: env.NORMLAB_TORCH_THREADS ?? String(Math.max(1, Math.floor(cores / count))) };
 }
 
 export interface LaunchedWorkers {
