@@ -185,6 +185,30 @@ test('two stores on one file can both write', () => {
   second.close();
 });
 
+test('a reader opens a store whose writer was killed mid-transaction, and sees what was committed', async () => {
+  const store = freshStore();
+  store.createRun(newRun('r1'));
+  store.heartbeat('r1', 7);
+  store.seal();
+  store.close();
+  // The writer dies with a transaction open: a hot rollback journal stays beside the file.
+  const killer = path.join(dir, 'killer.cjs');
+  writeFileSync(killer, `
+    const Database = require(${JSON.stringify(fileURLToPath(import.meta.resolve('better-sqlite3')))});
+    const db = new Database(process.argv[2]);
+    db.pragma('cache_size = 1'); // changed pages spill into the file before the commit
+    db.exec("BEGIN; UPDATE runs SET step = 999, status = 'failed'; CREATE TABLE filler (x);");
+    db.exec('WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500) INSERT INTO filler SELECT randomblob(4000) FROM n;');
+    process.kill(process.pid, 'SIGKILL');
+  `);
+  await promisify(execFile)(process.execPath, [killer, store.file]).catch(() => undefined);
+  assert.ok(existsSync(`${store.file}-journal`), 'the killed writer left its journal');
+  const reader = RunStore.open(store.file, { readonly: true });
+  const run = reader.getRun('r1');
+  reader.close();
+  assert.deepEqual({ status: run?.status, step: run?.step }, { status: 'running', step: 7 });
+});
+
 test('two processes writing one file at once both finish (no SQLITE_BUSY)', async () => {
   const file = path.join(dir, `db${files++}`, 'shared.sqlite');
   const storeUrl = new URL('../src/store/store.ts', import.meta.url).href;

@@ -139,14 +139,39 @@ export class RunStore {
   }
 
   private static openReadonly(file: string): RunStore {
-    const db = new Database(file, { readonly: true, fileMustExist: true });
-    db.pragma('busy_timeout = 10000');
-    const version = db.pragma('user_version', { simple: true }) as number;
+    let db: Database.Database, version: number;
+    try {
+      [db, version] = RunStore.readonlyDatabase(file);
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      if (code !== 'SQLITE_READONLY_ROLLBACK' && code !== 'SQLITE_READONLY_RECOVERY') throw e;
+      // A writer killed mid-transaction left a hot journal (or an unrecovered
+      // WAL) that only a read-write connection may roll back; SQLite does that
+      // on opening and keeps what was committed. No live writer has such a file.
+      const repair = new Database(file, { fileMustExist: true });
+      try {
+        repair.pragma('user_version');
+      } finally {
+        repair.close();
+      }
+      [db, version] = RunStore.readonlyDatabase(file);
+    }
     if (version > SCHEMA_VERSION) {
       db.close();
       throw new StoreError(`${file}: store schema version ${version} is newer than this normlab's ${SCHEMA_VERSION}`);
     }
     return new RunStore(db, file);
+  }
+
+  private static readonlyDatabase(file: string): [Database.Database, number] {
+    const db = new Database(file, { readonly: true, fileMustExist: true });
+    try {
+      db.pragma('busy_timeout = 10000');
+      return [db, db.pragma('user_version', { simple: true }) as number];
+    } catch (e) {
+      db.close();
+      throw e;
+    }
   }
 
   close(): void {
