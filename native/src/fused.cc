@@ -169,8 +169,7 @@ Tensors rope(const Tensors& in, const Attrs&) {
 }
 
 // Inputs dy, cos, sin. rotate_half's transpose is its negation:
-// dx = dy·cos − rotate_half(dy·sin) = dy·cos + rotate_half(dy)·(−sin) for
-// tables whose halves repeat; computed in the first form, which always holds.
+// dx = dy·cos − rotate_half(dy·sin).
 Tensors ropeGrad(const Tensors& in, const Attrs&) {
   const at::Tensor& dy = in[0];
   at::Tensor out = dy * in[1];
