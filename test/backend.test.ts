@@ -36,6 +36,16 @@ test('the wasm UnsortedSegmentSum takes rank-2 ids like their flattening', async
   tf.dispose([values, segmentIds, rank2, flat]);
 });
 
+test('transposed and batched products on wasm leave no tensor data behind', async () => {
+  await useBackend('wasm');
+  const [q, k] = makeInputs([x(2, 3, 6, 4), x(2, 3, 6, 4)]);
+  const before = tf.backend().numDataIds();
+  tf.matMul(q!, k!, false, true).dispose();
+  tf.matMul(q!, k!, true, false).dispose();
+  assert.equal(tf.backend().numDataIds(), before);
+  tf.dispose([q!, k!]);
+});
+
 test('the gradient of tf.gather (the embedding) on wasm equals cpu', async () => {
   await assertMatchesCpu('wasm', { name: 'embedding gradient', inputs: [x(50, 8), ids([4, 9], 50)], f: (e, i) => tf.gather(e, i), wrt: [0] });
 });

@@ -46,8 +46,6 @@ const ops: OpCase[] = [
   ...MODEL_OPS,
   { name: 'matMul big enough to split across threads', inputs: [x(300, 128), x(384, 128)], f: (a, b) => tf.matMul(a, b, false, true) },
   { name: 'batchMatMul big enough to split across threads', inputs: [x(9, 64, 64), x(9, 64, 64)], f: (a, b) => tf.matMul(a, b, true, false) },
-  { name: 'batchMatMul rank 4, transposeB', inputs: [x(2, 3, 6, 4), x(2, 3, 6, 4)], f: (q, k) => tf.matMul(q, k, false, true) },
-  { name: 'batchMatMul broadcast batch (tfjs has no gradient for it)', inputs: [x(1, 3, 4), x(2, 4, 5)], f: (a, b) => tf.matMul(a, b), wrt: [] },
   { name: 'fused matMul + bias + relu', inputs: [x(3, 4), x(4, 5), x(5)], f: (a, b, c) => tf.fused.matMul({ a, b, bias: c, activation: 'relu' }) },
   { name: 'gather axis 1', inputs: [x(3, 10, 2), ids([4], 10)], f: (e, i) => tf.gather(e, i, 1), wrt: [0] },
   { name: 'transpose then reshape (a copy)', inputs: [x(2, 3, 4, 5)], f: (a) => tf.transpose(a, [0, 2, 1, 3]).reshape([6, 20]) },

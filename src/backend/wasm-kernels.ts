@@ -1,5 +1,5 @@
-// Kernels that @tensorflow/tfjs-backend-wasm 4.22 lacks, registered through
-// tfjs's public kernel registry. Each is a plain JS loop over the wasm heap.
+// Kernels that @tensorflow/tfjs-backend-wasm 4.22 lacks or runs slowly,
+// registered through tfjs's public kernel registry.
 
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
@@ -68,6 +68,58 @@ function accurateSoftmax({ inputs, backend }: KernelArgs): tf.TensorInfo {
   return out;
 }
 
+/**
+ * BatchMatMul with transposed operands: the shipped kernel multiplies those in
+ * a naive loop, 10-20× slower than its XNNPACK path for plain operands (every
+ * linear layer's weight, every weight gradient). The transposed operand is
+ * copied into row-major order first; the copy costs a fraction of the product.
+ */
+function transposingBatchMatMul(plain: tf.KernelFunc, transpose: tf.KernelFunc) {
+  return (args: KernelArgs): tf.TensorInfo => {
+    const { inputs, attrs, backend } = args;
+    const swapLastAxes = (t: tf.TensorInfo): tf.TensorInfo => {
+      const perm = t.shape.map((_, i) => i);
+      [perm[perm.length - 2], perm[perm.length - 1]] = [perm[perm.length - 1]!, perm[perm.length - 2]!];
+      return transpose({ inputs: { x: t }, attrs: { perm }, backend }) as tf.TensorInfo;
+    };
+    const copies: tf.TensorInfo[] = [];
+    const rowMajor = (t: tf.TensorInfo, transposed: unknown) => (transposed ? copies[copies.push(swapLastAxes(t)) - 1]! : t);
+    const out = productByBatch(plain, rowMajor(inputs.a!, attrs!.transposeA), rowMajor(inputs.b!, attrs!.transposeB), backend);
+    for (const t of copies) backend.disposeData(t.dataId);
+    return out;
+  };
+}
+
+/**
+ * a·b of row-major operands one batch entry at a time (batch dims broadcast):
+ * the shipped kernel is fast only for a single product (attention's
+ * [B, H, T, ·] products ran at about 1 GFLOP/s).
+ */
+function productByBatch(plain: tf.KernelFunc, a: tf.TensorInfo, b: tf.TensorInfo, backend: BackendWasm): tf.TensorInfo {
+  const attrs = { transposeA: false, transposeB: false };
+  const batchA = tf.util.sizeFromShape(a.shape.slice(0, -2)), batchB = tf.util.sizeFromShape(b.shape.slice(0, -2));
+  if (Math.max(batchA, batchB) === 1) return plain({ inputs: { a, b }, attrs, backend }) as tf.TensorInfo;
+  const [m, k] = a.shape.slice(-2) as [number, number];
+  const n = b.shape[b.shape.length - 1]!;
+  const batchShape = tf.backend_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
+  const out = backend.makeOutput([...batchShape, m, n], 'float32');
+  // A copy of one entry as its own tensor; heap views are taken after each allocation, which may move the heap.
+  const entry = (t: tf.TensorInfo, index: number, shape: number[]) => {
+    const size = shape[1]! * shape[2]!;
+    const copy = backend.makeOutput(shape, 'float32');
+    backend.typedArrayFromHeap(copy).set(backend.typedArrayFromHeap(t).subarray(index * size, (index + 1) * size));
+    return copy;
+  };
+  for (let i = 0; i < tf.util.sizeFromShape(batchShape); i++) {
+    const ai = entry(a, batchA === 1 ? 0 : i, [1, m, k]);
+    const bi = entry(b, batchB === 1 ? 0 : i, [1, k, n]);
+    const product = plain({ inputs: { a: ai, b: bi }, attrs, backend }) as tf.TensorInfo;
+    backend.typedArrayFromHeap(out).set(backend.typedArrayFromHeap(product), i * m * n);
+    for (const t of [ai, bi, product]) backend.disposeData(t.dataId);
+  }
+  return out;
+}
+
 const kernels: Record<string, (args: KernelArgs) => tf.TensorInfo> = {
   UnsortedSegmentSum: unsortedSegmentSum,
   Exp: accurateUnary(Math.exp),
@@ -87,5 +139,10 @@ export function registerWasmKernels(): void {
     if (tf.getKernel(kernelName, 'wasm') !== undefined) tf.unregisterKernel(kernelName, 'wasm');
     tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: kernelFunc as unknown as tf.KernelFunc });
   }
+  // The shipped kernel stays in use for plain operands; its setup (a wasm binding) is kept.
+  const shipped = tf.getKernel('BatchMatMul', 'wasm')!;
+  const wrapped = transposingBatchMatMul(shipped.kernelFunc, tf.getKernel('Transpose', 'wasm')!.kernelFunc);
+  tf.unregisterKernel('BatchMatMul', 'wasm');
+  tf.registerKernel({ ...shipped, kernelFunc: wrapped as unknown as tf.KernelFunc });
   registered = true;
 }

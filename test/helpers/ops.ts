@@ -59,6 +59,9 @@ export const MODEL_OPS: OpCase[] = [
   { name: 'matMul 128x256 · 384x256ᵀ', inputs: [x(128, 256), x(384, 256)], f: (a, b) => tf.matMul(a, b, false, true) },
   { name: 'batchMatMul rank 3', inputs: [x(2, 3, 4), x(2, 4, 5)], f: (a, b) => tf.matMul(a, b) },
   { name: 'batchMatMul rank 3 transposeA', inputs: [x(2, 4, 3), x(2, 4, 5)], f: (a, b) => tf.matMul(a, b, true, false) },
+  { name: 'batchMatMul broadcast batch (tfjs has no gradient for it)', inputs: [x(1, 3, 4), x(2, 4, 5)], f: (a, b) => tf.matMul(a, b), wrt: [] },
+  { name: 'batchMatMul rank 4, transposeA and transposeB', inputs: [x(2, 3, 4, 6), x(2, 3, 5, 4)], f: (a, b) => tf.matMul(a, b, true, true) },
+  { name: 'batchMatMul rank 4 (attention scores), transposeB', inputs: [x(2, 3, 6, 4), x(2, 3, 6, 4)], f: (q, k) => tf.matMul(q, k, false, true) },
   {
     name: 'batchMatMul rank 4 via rank 3, transposeB',
     inputs: [x(2, 3, 6, 4), x(2, 3, 6, 4)],
