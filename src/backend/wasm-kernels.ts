@@ -120,8 +120,16 @@ function productByBatch(plain: tf.KernelFunc, a: tf.TensorInfo, b: tf.TensorInfo
   return out;
 }
 
+/** Identity sharing its input's data (tensors are immutable); the shipped kernel copies it. */
+function sharedIdentity({ inputs, backend }: KernelArgs): tf.TensorInfo {
+  const { x } = inputs;
+  backend.incRef(x.dataId);
+  return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+}
+
 const kernels: Record<string, (args: KernelArgs) => tf.TensorInfo> = {
   UnsortedSegmentSum: unsortedSegmentSum,
+  Identity: sharedIdentity,
   Exp: accurateUnary(Math.exp),
   Log: accurateUnary(Math.log),
   Sigmoid: accurateUnary((x) => 1 / (1 + Math.exp(-x))),
