@@ -82,10 +82,11 @@ function transposingBatchMatMul(plain: tf.KernelFunc, transpose: tf.KernelFunc) 
       [perm[perm.length - 2], perm[perm.length - 1]] = [perm[perm.length - 1]!, perm[perm.length - 2]!];
       return transpose({ inputs: { x: t }, attrs: { perm }, backend }) as tf.TensorInfo;
     };
-    const copies: tf.TensorInfo[] = [];
-    const rowMajor = (t: tf.TensorInfo, transposed: unknown) => (transposed ? copies[copies.push(swapLastAxes(t)) - 1]! : t);
-    const out = productByBatch(plain, rowMajor(inputs.a!, attrs!.transposeA), rowMajor(inputs.b!, attrs!.transposeB), backend);
-    for (const t of copies) backend.disposeData(t.dataId);
+    const a = attrs!.transposeA ? swapLastAxes(inputs.a!) : inputs.a!;
+    const b = attrs!.transposeB ? swapLastAxes(inputs.b!) : inputs.b!;
+    const out = productByBatch(plain, a, b, backend);
+    if (a !== inputs.a) backend.disposeData(a.dataId);
+    if (b !== inputs.b) backend.disposeData(b.dataId);
     return out;
   };
 }
@@ -103,19 +104,21 @@ function productByBatch(plain: tf.KernelFunc, a: tf.TensorInfo, b: tf.TensorInfo
   const n = b.shape[b.shape.length - 1]!;
   const batchShape = tf.backend_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
   const out = backend.makeOutput([...batchShape, m, n], 'float32');
-  // A copy of one entry as its own tensor; heap views are taken after each allocation, which may move the heap.
-  const entry = (t: tf.TensorInfo, index: number, shape: number[]) => {
+  // Entry i as its own tensor; an operand with one entry (broadcast) is used as it is.
+  // Heap views are taken after each allocation, which may move the heap.
+  const entry = (t: tf.TensorInfo, batch: number, i: number, shape: number[]) => {
+    if (batch === 1) return t;
     const size = shape[1]! * shape[2]!;
     const copy = backend.makeOutput(shape, 'float32');
-    backend.typedArrayFromHeap(copy).set(backend.typedArrayFromHeap(t).subarray(index * size, (index + 1) * size));
+    backend.typedArrayFromHeap(copy).set(backend.typedArrayFromHeap(t).subarray(i * size, (i + 1) * size));
     return copy;
   };
   for (let i = 0; i < tf.util.sizeFromShape(batchShape); i++) {
-    const ai = entry(a, batchA === 1 ? 0 : i, [1, m, k]);
-    const bi = entry(b, batchB === 1 ? 0 : i, [1, k, n]);
+    const ai = entry(a, batchA, i, [1, m, k]);
+    const bi = entry(b, batchB, i, [1, k, n]);
     const product = plain({ inputs: { a: ai, b: bi }, attrs, backend }) as tf.TensorInfo;
     backend.typedArrayFromHeap(out).set(backend.typedArrayFromHeap(product), i * m * n);
-    for (const t of [ai, bi, product]) backend.disposeData(t.dataId);
+    for (const t of [ai, bi, product]) if (t !== a && t !== b) backend.disposeData(t.dataId);
   }
   return out;
 }
