@@ -13,13 +13,17 @@ import { defaultWorkers, startPool } from './pool.ts';
 import { readChunks } from './read.ts';
 import { hash32 } from './rng.ts';
 import { resolveSources, type SourceEntry } from './sources.ts';
-import { tokenizerInfo, type TokenizerName } from './tokenizers.ts';
+import { tokenText } from './hf.ts';
+import { type AnyTokenizerInfo, tokenizerInfo } from './tokenizers.ts';
 import { SplitWriter, writeFileDurably } from './writer.ts';
 
 export interface PrepareOptions {
   /** Corpus names, files, folders, globs (see sources.ts). */
   sources: readonly string[];
+  /** A built-in name, `t5`, or a tokenizer.json (or a folder holding one). */
   tokenizer: string;
+  /** The end-of-document token of a tokenizer.json, when its files do not tell. */
+  eosToken?: string;
   out: string;
   /** The JSON-lines field holding the text; C4's `text` by default. */
   textField?: string;
@@ -38,6 +42,8 @@ export interface PrepareOptions {
 
 export interface PrepareProgress {
   sourceBytes: number;
+  /** Uncompressed text tokenized so far. */
+  textBytes: number;
   totalSourceBytes: number;
   documents: number;
   tokens: number;
@@ -56,11 +62,16 @@ export interface PrepareResult {
 
 export const DEFAULTS = { textField: 'text', valFraction: 0.05, splitSeed: 0, shardTokens: 1 << 27 } as const;
 
-type Inputs = Required<Pick<PrepareOptions, 'textField' | 'valFraction' | 'splitSeed' | 'skipBadLines'>> & { tokenizer: TokenizerName };
+/** `tokenizer`: a built-in name, or `sha256:<hex>` of a tokenizer.json (its identity, wherever the file lies). */
+type Inputs = Required<Pick<PrepareOptions, 'textField' | 'valFraction' | 'splitSeed' | 'skipBadLines'>> & { tokenizer: string; eosToken?: string };
+
+/** The prepare inputs' tokenizer identity. */
+export const tokenizerIdentity = (info: AnyTokenizerInfo) => (info.file ? `sha256:${info.file.sha256}` : info.name);
 
 export async function prepareDataset(opts: PrepareOptions): Promise<PrepareResult> {
   const started = performance.now();
-  const inputs = checkInputs(opts);
+  const info = tokenizerInfo(opts.tokenizer, opts.eosToken);
+  const inputs = checkInputs(opts, info);
   const entries = resolveSources(opts.sources);
   const key = inputKey(entries, inputs);
   const out = resolve(opts.out);
@@ -74,8 +85,8 @@ export async function prepareDataset(opts: PrepareOptions): Promise<PrepareResul
   const tmp = `${out}.partial-${process.pid}-${Date.now()}`;
   mkdirSync(tmp, { recursive: true });
   try {
-    const workers = opts.workers ?? defaultWorkers(entries.reduce((n, e) => n + ('bytes' in e ? e.bytes : 0), 0), inputs.tokenizer);
-    const built = await build(tmp, entries, inputs, key, workers, { ...opts, started });
+    const workers = opts.workers ?? defaultWorkers(entries.reduce((n, e) => n + ('bytes' in e ? e.bytes : 0), 0), info);
+    const built = await build(tmp, entries, inputs, info, key, workers, { ...opts, started });
     writeFileDurably(join(tmp, 'meta.json'), JSON.stringify(built.meta, null, 2) + '\n');
     moveIntoPlace(tmp, out);
     return { dir: out, meta: built.meta, reused: false, seconds: elapsed(), workers, badExamples: built.badExamples };
@@ -84,9 +95,10 @@ export async function prepareDataset(opts: PrepareOptions): Promise<PrepareResul
   }
 }
 
-function checkInputs(opts: PrepareOptions): Inputs {
+function checkInputs(opts: PrepareOptions, info: AnyTokenizerInfo): Inputs {
   const inputs = {
-    tokenizer: tokenizerInfo(opts.tokenizer).name,
+    tokenizer: tokenizerIdentity(info),
+    ...(opts.eosToken !== undefined && info.file && { eosToken: opts.eosToken }),
     textField: opts.textField ?? DEFAULTS.textField,
     valFraction: opts.valFraction ?? DEFAULTS.valFraction,
     splitSeed: opts.splitSeed ?? DEFAULTS.splitSeed,
@@ -144,15 +156,14 @@ interface BuildContext {
   signal?: AbortSignal;
 }
 
-async function build(dir: string, entries: SourceEntry[], inputs: Inputs, key: string, workers: number, ctx: BuildContext) {
-  const info = tokenizerInfo(inputs.tokenizer);
+async function build(dir: string, entries: SourceEntry[], inputs: Inputs, info: AnyTokenizerInfo, key: string, workers: number, ctx: BuildContext) {
   const dtype = dtypeFor(info.vocabSize);
   const writers: Record<Split, SplitWriter> = {
     train: new SplitWriter(dir, 'train', dtype, ctx.shardTokens ?? DEFAULTS.shardTokens),
     val: new SplitWriter(dir, 'val', dtype, ctx.shardTokens ?? DEFAULTS.shardTokens),
   };
   const totalSourceBytes = entries.reduce((n, e) => n + ('bytes' in e ? e.bytes : 0), 0);
-  const tally = { sourceBytes: 0, documents: 0, tokens: 0, badLines: 0, emptyDocuments: 0, badExamples: [] as string[] };
+  const tally = { sourceBytes: 0, textBytes: 0, documents: 0, tokens: 0, maxId: -1, badLines: 0, emptyDocuments: 0, badExamples: [] as string[] };
   const perSource = new Map<string, number>();
   const sources: SourceRecord[] = [];
   const write = (source: string, r: ChunkResult) => {
@@ -165,13 +176,15 @@ async function build(dir: string, entries: SourceEntry[], inputs: Inputs, key: s
     }
     perSource.set(source, (perSource.get(source) ?? 0) + r.lengths.length);
     tally.tokens += r.tokens.length;
+    tally.maxId = Math.max(tally.maxId, r.maxId);
+    tally.textBytes += r.textBytes;
     tally.badLines += r.badLines;
     tally.emptyDocuments += r.emptyDocuments;
     tally.badExamples.push(...r.badExamples.slice(0, 5 - tally.badExamples.length));
     ctx.onProgress?.({ ...tally, totalSourceBytes: Math.max(totalSourceBytes, tally.sourceBytes), seconds: (performance.now() - ctx.started) / 1000 });
   };
 
-  const pool = await startPool(inputs, workers);
+  const pool = await startPool({ ...inputs, tokenizer: info }, workers);
   try {
     const inFlight: { source: string; result: Promise<ChunkResult> }[] = [];
     const progress = { onBytes: (n: number) => { tally.sourceBytes += n; }, onSource: (r: SourceRecord) => { sources.push(r); } };
@@ -194,10 +207,13 @@ async function build(dir: string, entries: SourceEntry[], inputs: Inputs, key: s
   const split = { train: writers.train.finish(), val: writers.val.finish() };
   checkSplit(split.train.documents, split.val.documents, inputs.valFraction);
   const meta: DatasetMeta = {
-    format: FORMAT, key, tokenizer: info.name, vocabSize: info.vocabSize, eot: info.eot, dtype,
+    format: FORMAT, key, tokenizer: info.name, ...(info.file && { tokenizerSha256: info.file.sha256 }),
+    vocabSize: info.vocabSize, eot: info.eot, pad: info.pad, appendsEnd: info.appendsEnd,
+    maxId: tally.maxId, ...(info.file && { maxToken: tokenText(info, tally.maxId) }), dtype,
     textField: inputs.textField, sources,
     split: { rule: SPLIT_RULE, seed: inputs.splitSeed, valFraction: inputs.valFraction },
     train: split.train, val: split.val,
+    textBytes: tally.textBytes,
     skipped: { badLines: tally.badLines, emptyDocuments: tally.emptyDocuments },
     created: new Date().toISOString(),
   };
