@@ -8,7 +8,7 @@ import { initParams } from '../model/init.ts';
 import { Model } from '../model/model.ts';
 import type { Params } from '../model/norms.ts';
 import { type Batch, batchOf, type ForwardAnalysis, forwardAnalysis } from '../metrics/analysis.ts';
-import { type GradNorms, gradNorms, gradSquareSums } from '../metrics/diagnostics.ts';
+import { type GradNorms, gradNorms, gradSquareSums, scaleNorms } from '../metrics/diagnostics.ts';
 import type { ModelConfig } from '../model/config.ts';
 import { renormalize } from '../model/ngpt.ts';
 import { faultPoint } from './faults.ts';
@@ -18,7 +18,7 @@ import { AdamW, clipFactor } from './adamw.ts';
 import { latestGoodCheckpoint, removeUnfinishedCheckpoints, saveCheckpoint, toTensors } from './checkpoint.ts';
 import { evaluate } from './evaluate.ts';
 import { learningRate } from './schedule.ts';
-import { lossAndGrads } from './step.ts';
+import { accumulateGradients, type GradientReduction, type HostBatch, singleProcess, splitBatch } from './accumulate.ts';
 
 /** Where training batches come from; the position is saved in checkpoints. */
 export interface TrainingData {
@@ -66,6 +66,8 @@ export interface TrainContext {
   resume: boolean;
   /** Removes metric rows after a step, so replayed steps are not doubled. */
   deleteMetricsAfter(step: number): void;
+  /** Turns this process's gradient sums into the global ones (accumulate.ts); absent: one process. */
+  reduce?: GradientReduction;
   /** Receives the cheap layer analyses every `analyze_every` steps. */
   recordAnalysis?(step: number, analysis: ForwardAnalysis): void;
 }
@@ -155,15 +157,28 @@ function afterOptimizerStep(cfg: ModelConfig, params: Params, step: number): voi
   applyTvr(cfg, params, step);
 }
 
+/** The batch of this step, split into micro-batches of train.micro_batch_size rows. */
+function microBatches(ctx: TrainContext): HostBatch[] {
+  const { train } = ctx.config;
+  const batch = { tokens: ctx.data.nextBatch(), weights: ctx.data.lastBatchWeights?.(), rows: train.batch_size, seqLen: train.seq_len };
+  return splitBatch(batch, train.batch_size / (train.micro_batch_size ?? train.batch_size));
+}
+
+/** Scales of the summed gradient G: 1/N (the mean over real tokens) times the clip's. */
+function timesScale(scales: number | ((key: string) => number), factor: number): number | ((key: string) => number) {
+  return typeof scales === 'number' ? scales * factor : (key) => scales(key) * factor;
+}
+
 /** One optimizer step, or why it could not be taken (a non-finite loss or gradient). */
 function trainStep(ctx: TrainContext, s: State, diagnostics: boolean): Omit<StepReport, 'tokensPerSecond'> | { diverged: string } {
   const { train } = ctx.config;
-  const tokens = tf.tensor2d(ctx.data.nextBatch(), [train.batch_size, train.seq_len + 1], 'int32');
-  const weights = ctx.data.lastBatchWeights && tf.tensor2d(ctx.data.lastBatchWeights(), [train.batch_size, train.seq_len]);
-  const { loss, grads, outputVariances } = lossAndGrads(s.model, s.params, tokens, { outputVariances: diagnostics, lossWeights: weights });
+  const local = accumulateGradients(s.model, s.params, microBatches(ctx), diagnostics);
+  const { grads, lossSum, tokens } = (ctx.reduce ?? singleProcess)(local);
   try {
-    const lossValue = loss.dataSync()[0]!;
-    const norms = gradNorms(gradSquareSums(grads), ctx.config.model.n_layers);
+    // The gradient is G / N: its norms are G's over N, and AdamW takes the 1/N with the clip factor.
+    const perToken = 1 / tokens;
+    const lossValue = lossSum.dataSync()[0]! * perToken;
+    const norms = scaleNorms(gradNorms(gradSquareSums(grads), ctx.config.model.n_layers), perToken);
     const step = s.step + 1;
     if (!Number.isFinite(lossValue)) return { diverged: `loss is ${lossValue} at step ${step}` };
     const limit = divergenceLoss(ctx.config);
@@ -171,7 +186,7 @@ function trainStep(ctx: TrainContext, s: State, diagnostics: boolean): Omit<Step
     if (!Number.isFinite(norms.total)) return { diverged: `gradient norm is ${norms.total} at step ${step}` };
     const lr = learningRate(step, train);
     faultPoint('optimizer-step');
-    s.optimizer.apply(s.params, grads, lr, gradScales(ctx.config.model, norms, train.grad_clip));
+    s.optimizer.apply(s.params, grads, lr, timesScale(gradScales(ctx.config.model, norms, train.grad_clip), perToken));
     afterOptimizerStep(ctx.config.model, s.params, step);
     s.step = step;
     if (step % train.log_every === 0 || step === train.steps) {
@@ -182,11 +197,11 @@ function trainStep(ctx: TrainContext, s: State, diagnostics: boolean): Omit<Step
     if (diagnostics) {
       norms.perLayer.forEach((v, i) => ctx.metrics.layer(step, 'grad_norm', i + 1, v));
       for (const [key, v] of norms.perParam) ctx.metrics.param(step, 'grad_norm', key, v);
-      Array.from(outputVariances!.dataSync()).forEach((v, i) => ctx.metrics.layer(step, 'output_var', i + 1, v));
+      local.outputVariances!.forEach((v, i) => ctx.metrics.layer(step, 'output_var', i + 1, v));
     }
     return { step, loss: lossValue, lr, gradNorm: norms.total };
   } finally {
-    tf.dispose([tokens, loss, ...Object.values(grads), ...(outputVariances ? [outputVariances] : []), ...(weights ? [weights] : [])]);
+    tf.dispose([lossSum, ...Object.values(grads)]);
   }
 }
 
