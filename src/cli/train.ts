@@ -7,6 +7,7 @@ import { loadRunConfig } from '../config/load.ts';
 import type { RunConfig } from '../config/schema.ts';
 import { RunStore } from '../store/store.ts';
 import { checkFitsBackend } from '../train/memory.ts';
+import { resolvePrecision } from '../train/precision.ts';
 import { executeRun, readRunConfig, type RunData, runIdentity, trainingData } from '../train/run.ts';
 import { backendOption, startBackend, UsageError } from './common.ts';
 import type { SetExitCode } from './main.ts';
@@ -57,11 +58,12 @@ export function registerTrain(program: Command, setExitCode: SetExitCode): void 
       const backend = await startBackend(flags.backend);
       // Everything that can refuse the run does so before a file is written.
       checkFitsBackend(config, backend.name);
+      const precision = resolvePrecision(config, backend.name);
       const data = await trainingData(config);
       const store = RunStore.open(config.output.db);
       try {
         const say = (text: string) => { if (!flags.quiet) console.log(text); };
-        say(`run ${identity.id}  backend ${backend.name} (${backend.version})  ${identity.dir}`);
+        say(`run ${identity.id}  backend ${backend.name} (${backend.version}), ${precision}  ${identity.dir}`);
         setExitCode(await trainWithSignals(config, store, data, backend, flags, say));
       } finally {
         store.close();

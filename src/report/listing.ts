@@ -1,6 +1,7 @@
 // The rows of `normlab runs`: where each run stands, from its registry row and its last metrics.
 import { formatNumber } from './tables.ts';
 import type { GatheredRun } from './gather.ts';
+import { backendLabel } from './facts.ts';
 
 /** A running run whose heartbeat is older than this is probably dead (its worker was killed). */
 const QUIET_AFTER_MS = 10 * 60_000;
@@ -20,7 +21,7 @@ export function listingRow(g: GatheredRun, now = Date.now()): string[] {
   return [
     r.id, r.sweep ?? '', status, `${r.step}/${r.totalSteps}`,
     loss === undefined ? '' : formatNumber(loss), ppl === undefined ? '' : formatNumber(ppl),
-    speed === undefined ? '' : speed.toFixed(0), r.backend,
+    speed === undefined ? '' : speed.toFixed(0), backendLabel(r),
     age === null ? '' : `${formatAge(age)} ago`,
   ];
 }

@@ -13,6 +13,7 @@ import { writeFileDurably } from '../model/safetensors.ts';
 import { cheapAnalysisRows } from '../analyze/analyses.ts';
 import { AnalysisStore } from '../store/analyses.ts';
 import { checkFitsBackend } from './memory.ts';
+import { applyPrecision } from './precision.ts';
 import { train, type TrainHooks, type TrainingData, type TrainOutcome } from './trainer.ts';
 
 export interface RunIdentity {
@@ -71,6 +72,8 @@ function openLog(dir: string, level: string): Logger {
 export async function executeRun(opts: RunOptions): Promise<RunResult> {
   const { config, store } = opts;
   checkFitsBackend(config, opts.backend);
+  const precision = applyPrecision(config, opts.backend);
+  const versions = { ...opts.versions, precision };
   const data = opts.data ?? await trainingData(config);
   const identity = runIdentity(config);
   if (opts.restart) rmSync(join(identity.dir, 'checkpoints'), { recursive: true, force: true });
@@ -82,13 +85,13 @@ export async function executeRun(opts: RunOptions): Promise<RunResult> {
     store.createRun({
       id: identity.id, name: config.name, sweep: opts.sweep ?? null, config, configHash: identity.hash,
       seed: config.train.seed, backend: opts.backend, totalSteps: config.train.steps,
-      versions: opts.versions, runDir: identity.dir,
+      versions, runDir: identity.dir,
     });
   } else if (existing.status !== 'running') {
     store.setStatus(identity.id, 'running');
   }
   const parameters = parameterCount(config.model);
-  log.info({ run: identity.id, backend: opts.backend, versions: opts.versions, parameters, trainTokens: data.tokens }, 'start');
+  log.info({ run: identity.id, backend: opts.backend, versions, parameters, trainTokens: data.tokens }, 'start');
   const metrics = new MetricBuffer(store, identity.id);
   let analyses: AnalysisStore | undefined;
   const analysisStore = () => (analyses ??= AnalysisStore.open(store.file));

@@ -24,6 +24,8 @@ export interface TorchAddon {
   emptyCache(): void;
   setThreads(intraOp: number, blas: number): void;
   setDevice(device: 'cpu' | 'cuda'): void;
+  /** The arithmetic of matrix products: fp32, tf32 (CUDA's TF32), bf16 (mixed precision, float32 outside the products). */
+  setPrecision(precision: 'fp32' | 'tf32' | 'bf16'): void;
   info(): { torch: string; threads: number; blas: string; cudaDevices: number; device: string };
 }
 
