@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
 import { stringify } from 'yaml';
+import { ConfigError, loadRunConfig } from '../src/config/load.ts';
+import { configHash } from '../src/config/hash.ts';
 import { pooledVariances, realTokens, splitBatch } from '../src/train/accumulate.ts';
 import { loadCheckpoint, stepDirs } from '../src/train/checkpoint.ts';
 import { runCli, tempDir } from './helpers/cli.ts';
@@ -89,4 +91,16 @@ test('accumulated micro-batches train as one big batch, padding weighted by real
       assert.ok(worst < 2e-5, `${key} after 4 steps with micro-batch ${microBatch}: max |Δ| ${worst}`);
     }
   }
+});
+
+test('train.micro_batch_size must divide the batch; absent, a config keeps its run id', () => {
+  const dir = tempDir();
+  const file = join(dir, 'c.yaml');
+  writeFileSync(file, stringify({ model: { preset: 'nano' }, train: { batch_size: 4 } }));
+  assert.throws(() => loadRunConfig(file, ['train.micro_batch_size=3']), (e: unknown) =>
+    e instanceof ConfigError && /train\.micro_batch_size: must divide train\.batch_size/.test(e.message));
+  // The hash of a config written before the key existed: absent keys are not hashed.
+  const before = loadRunConfig(file);
+  assert.ok(!('micro_batch_size' in before.train) && !('precision' in before.train));
+  assert.notEqual(configHash(loadRunConfig(file, ['train.micro_batch_size=2'])), configHash(before));
 });

@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import * as tf from '@tensorflow/tfjs';
+import { torchDevice, torchMemory } from '../backend/torch/index.ts';
 import { loadRunConfig } from '../config/load.ts';
 import type { RunConfig } from '../config/schema.ts';
 import { RunStore } from '../store/store.ts';
@@ -11,6 +12,7 @@ import { resolvePrecision } from '../train/precision.ts';
 import { executeRun, readRunConfig, type RunData, runIdentity, trainingData } from '../train/run.ts';
 import { backendOption, startBackend, UsageError } from './common.ts';
 import type { SetExitCode } from './main.ts';
+import { describePlan } from './plan.ts';
 import { progressFor } from './progress.ts';
 import { VERSION } from './version.ts';
 
@@ -23,6 +25,7 @@ interface TrainFlags {
   resume?: string;
   restart?: boolean;
   quiet?: boolean;
+  dryRun?: boolean;
 }
 
 const collect = (value: string, previous: string[]) => [...previous, value];
@@ -48,8 +51,15 @@ export function registerTrain(program: Command, setExitCode: SetExitCode): void 
     .option('--resume <run>', 'continue a run (its id under runs/, or its folder) from its last good checkpoint')
     .option('--restart', 'discard the run\'s checkpoints and metrics and train from step 0')
     .option('--quiet', 'print nothing but errors')
+    .option('--dry-run', 'print the plan (normlab plan) and whether it fits, train nothing, write nothing')
     .action(async (file: string | undefined, flags: TrainFlags) => {
       const config = resolveConfig(file, flags);
+      if (flags.dryRun) {
+        const backend = await startBackend(flags.backend);
+        for (const line of describePlan(config, backend.name)) console.log(line);
+        checkFitsBackend(config, backend.name);
+        return;
+      }
       const identity = runIdentity(config);
       if (finishedBefore(config.output.db, identity.id) && !flags.restart) {
         console.log(`run ${identity.id} has already finished (${identity.dir}); --restart trains it again`);
@@ -116,7 +126,10 @@ async function trainWithSignals(
     progress.stop();
     const sorted = [...stepTimes].sort((a, b) => a - b);
     const median = sorted[Math.floor(sorted.length / 2)] ?? 0;
-    say(`${outcome.status} at step ${outcome.step}: ${parameters.toLocaleString('en')} parameters, median step ${median.toFixed(0)} ms, peak RSS ${(peakRss / 2 ** 20).toFixed(0)} MiB, tensor memory ${(tf.memory().numBytes / 2 ** 20).toFixed(1)} MiB`);
+    // The run's tensors are freed by now: the torch backend's allocator peak says something (it counts CPU memory only); others have none.
+    const tensorPeak = torchDevice() === 'cpu' ? torchMemory()?.peakAllocatedBytes : undefined;
+    const tensors = tensorPeak === undefined ? '' : `, native tensor peak ${(tensorPeak / 2 ** 20).toFixed(0)} MiB`;
+    say(`${outcome.status} at step ${outcome.step}: ${parameters.toLocaleString('en')} parameters, median step ${median.toFixed(0)} ms, peak RSS ${(peakRss / 2 ** 20).toFixed(0)} MiB${tensors}`);
     switch (outcome.status) {
       case 'finished':
         say(`validation loss ${outcome.validation.loss.toFixed(4)}, perplexity ${outcome.validation.perplexity.toFixed(2)}; metrics in ${config.output.db} (run ${identity.id})`);
