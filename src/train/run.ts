@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import pino, { type Logger } from 'pino';
 import { configHash } from '../config/hash.ts';
+import { pathUnder } from '../config/names.ts';
 import type { RunConfig } from '../config/schema.ts';
 import { trainingBatches } from '../data/training.ts';
 import { parameterCount } from '../model/model.ts';
@@ -25,7 +26,7 @@ export interface RunIdentity {
 export function runIdentity(config: RunConfig): RunIdentity {
   const hash = configHash(config);
   const id = `${config.name}-${hash.slice(0, 10)}`;
-  return { id, hash, dir: resolve(config.output.runs_dir, id) };
+  return { id, hash, dir: pathUnder(config.output.runs_dir, id) };
 }
 
 /** The resolved config saved with a run, so `--resume <run>` needs nothing else. */
@@ -142,6 +143,8 @@ export async function executeRun(opts: RunOptions): Promise<RunResult> {
   store.heartbeat(identity.id, outcome.step);
   if (outcome.status === 'diverged') store.setStatus(identity.id, 'diverged', { divergedStep: outcome.step, error: outcome.reason });
   else store.setStatus(identity.id, outcome.status);
+  // Rows arrive step by step across series, leaving pages part-filled: repack once at the end.
+  if (outcome.status !== 'killed') store.compact();
   log.info({ outcome, numTensors: tf.memory().numTensors }, 'end');
   return { identity, outcome, parameters };
 }
