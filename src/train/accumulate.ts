@@ -5,6 +5,7 @@
 // G / N, the loss S / N: exactly the mean over the whole batch, however the
 // padding falls between micro-batches (or processes).
 import * as tf from '@tensorflow/tfjs';
+import type { Replica } from '../distributed/replica.ts';
 import type { Model } from '../model/model.ts';
 import type { Params } from '../model/norms.ts';
 import { lossAndGrads } from './step.ts';
@@ -24,13 +25,25 @@ export interface StepSums {
  * tensors it is given; those it returns (the same objects, or new ones after
  * disposing the old) belong to the caller.
  *
- * One process: `singleProcess`, the identity. Data parallel (src/distributed,
- * engineer "dist") plugs in an all-reduce SUM of [G…, S, N] as one flat buffer
- * over c10d; the trainer takes it as TrainContext.reduce.
+ * One process: `singleProcess`, the identity. Data parallel (TrainContext.replica,
+ * src/distributed): `sumOverRanks`, an all-reduce SUM of [G…, S, N] over c10d.
  */
 export type GradientReduction = (local: StepSums) => StepSums;
 
 export const singleProcess: GradientReduction = (local) => local;
+
+export function sumOverRanks(replica: Replica): GradientReduction {
+  return (local) => {
+    const keys = Object.keys(local.grads);
+    const count = tf.scalar(local.tokens); // exact in float32 up to 2^24 tokens per step
+    const summed = replica.allReduce([...keys.map((k) => local.grads[k]!), local.lossSum, count]);
+    tf.dispose([...Object.values(local.grads), local.lossSum, count]);
+    const total = summed.pop()!;
+    const tokens = total.dataSync()[0]!;
+    total.dispose();
+    return { grads: Object.fromEntries(keys.map((k, i) => [k, summed[i]!])), lossSum: summed[keys.length] as tf.Scalar, tokens };
+  };
+}
 
 /** One micro-batch as the host holds it: rows [b, T+1] and, under truncate batching, their loss weights [b, T]. */
 export interface HostBatch {

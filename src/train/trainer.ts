@@ -18,7 +18,8 @@ import { AdamW, clipFactor } from './adamw.ts';
 import { latestGoodCheckpoint, removeUnfinishedCheckpoints, saveCheckpoint, toTensors } from './checkpoint.ts';
 import { evaluate } from './evaluate.ts';
 import { learningRate } from './schedule.ts';
-import { accumulateGradients, type GradientReduction, type HostBatch, singleProcess, splitBatch } from './accumulate.ts';
+import { accumulateGradients, type HostBatch, singleProcess, splitBatch, sumOverRanks } from './accumulate.ts';
+import type { Replica } from '../distributed/replica.ts';
 
 /** Where training batches come from; the position is saved in checkpoints. */
 export interface TrainingData {
@@ -66,10 +67,10 @@ export interface TrainContext {
   resume: boolean;
   /** Removes metric rows after a step, so replayed steps are not doubled. */
   deleteMetricsAfter(step: number): void;
-  /** Turns this process's gradient sums into the global ones (accumulate.ts); absent: one process. */
-  reduce?: GradientReduction;
   /** Receives the cheap layer analyses every `analyze_every` steps. */
   recordAnalysis?(step: number, analysis: ForwardAnalysis): void;
+  /** Data parallel (src/distributed): this rank's part; `data` then yields its rows of each global batch. Absent: one process. */
+  replica?: Replica;
 }
 
 const GPAS_GATE = '.gpas_block.gate';
@@ -122,6 +123,7 @@ function restoreOrInit(ctx: TrainContext): State {
 }
 
 async function checkpoint(ctx: TrainContext, s: State): Promise<void> {
+  if (ctx.replica && !ctx.replica.writes) return;
   // Rows up to this step reach the store before the checkpoint that covers them.
   faultPoint('metrics-flush');
   ctx.metrics.flush();
@@ -160,8 +162,14 @@ function afterOptimizerStep(cfg: ModelConfig, params: Params, step: number): voi
 /** The batch of this step, split into micro-batches of train.micro_batch_size rows. */
 function microBatches(ctx: TrainContext): HostBatch[] {
   const { train } = ctx.config;
-  const batch = { tokens: ctx.data.nextBatch(), weights: ctx.data.lastBatchWeights?.(), rows: train.batch_size, seqLen: train.seq_len };
-  return splitBatch(batch, train.batch_size / (train.micro_batch_size ?? train.batch_size));
+  // Rows: the batch size, or under data parallel this rank's share of it.
+  const tokens = ctx.data.nextBatch();
+  const rows = tokens.length / (train.seq_len + 1);
+  const micro = Math.min(train.micro_batch_size ?? rows, rows);
+  if (rows % micro !== 0) {
+    throw Object.assign(new Error(`train.micro_batch_size ${micro} does not divide this rank's ${rows} rows of each batch (batch_size / ranks)`), { exitCode: 2 });
+  }
+  return splitBatch({ tokens, weights: ctx.data.lastBatchWeights?.(), rows, seqLen: train.seq_len }, rows / micro);
 }
 
 /** Scales of the summed gradient G: 1/N (the mean over real tokens) times the clip's. */
@@ -173,7 +181,7 @@ function timesScale(scales: number | ((key: string) => number), factor: number):
 function trainStep(ctx: TrainContext, s: State, diagnostics: boolean): Omit<StepReport, 'tokensPerSecond'> | { diverged: string } {
   const { train } = ctx.config;
   const local = accumulateGradients(s.model, s.params, microBatches(ctx), diagnostics);
-  const { grads, lossSum, tokens } = (ctx.reduce ?? singleProcess)(local);
+  const { grads, lossSum, tokens } = (ctx.replica ? sumOverRanks(ctx.replica) : singleProcess)(local);
   try {
     // The gradient is G / N: its norms are G's over N, and AdamW takes the 1/N with the clip factor.
     const perToken = 1 / tokens;
@@ -208,6 +216,7 @@ function trainStep(ctx: TrainContext, s: State, diagnostics: boolean): Omit<Step
 export async function train(ctx: TrainContext): Promise<TrainOutcome> {
   const { train } = ctx.config;
   const s = restoreOrInit(ctx);
+  ctx.replica?.checkSameStart(s.step, s.params);
   const validation = ctx.data.validation.map((b) => tf.tensor2d(b, [b.length / (train.seq_len + 1), train.seq_len + 1], 'int32'));
   const validationWeights = ctx.data.validationWeights?.map((w) => tf.tensor2d(w, [w.length / train.seq_len, train.seq_len]));
   const tokensPerStep = train.batch_size * train.seq_len;
