@@ -80,6 +80,10 @@ const trainSchema = z
     /** 0 = never. */
     checkpoint_every: count().default(100),
     keep_checkpoints: posInt().default(2),
+    /** Tensor bytes per safetensors file above which checkpoints are sharded as Hugging Face does (5 GB, transformers' default). */
+    checkpoint_shard_size: posInt().default(5_000_000_000),
+    /** When the disk cannot hold the next checkpoint: `stop` (the previous checkpoint intact) or `keep_training` to the next chance. */
+    on_checkpoint_no_space: z.enum(['stop', 'keep_training']).default('stop'),
   })
   .strict();
 
