@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import pino, { type Logger } from 'pino';
 import { configHash } from '../config/hash.ts';
+import { pathUnder } from '../config/names.ts';
 import type { RunConfig } from '../config/schema.ts';
 import { trainingBatches } from '../data/training.ts';
 import { parameterCount } from '../model/model.ts';
@@ -24,7 +25,7 @@ export interface RunIdentity {
 export function runIdentity(config: RunConfig): RunIdentity {
   const hash = configHash(config);
   const id = `${config.name}-${hash.slice(0, 10)}`;
-  return { id, hash, dir: resolve(config.output.runs_dir, id) };
+  return { id, hash, dir: pathUnder(config.output.runs_dir, id) };
 }
 
 /** The resolved config saved with a run, so `--resume <run>` needs nothing else. */
