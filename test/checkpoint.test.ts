@@ -239,3 +239,85 @@ test('a disk too small for the next checkpoint stops cleanly by default, or trai
   assert.deepEqual(readdirSync(join(otherRuns, readdirSync(otherRuns).find((n) => n.startsWith('tiny-'))!, 'checkpoints')).sort(), ['step-00000004', 'step-00000012']);
   assert.ok(!existsSync(join(checkpoints, 'step-00000008')));
 });
+
+const PYTHON_LLAMA = String.raw`
+# Hugging Face's LlamaForCausalLM forward, written out (float64), on a checkpoint folder.
+import json, math, os, struct, sys, torch
+d, tokens = sys.argv[1], torch.tensor(json.loads(sys.argv[2]))
+cfg = json.load(open(os.path.join(d, 'config.json')))
+def read(path):
+    raw = open(path, 'rb').read()
+    n = struct.unpack('<Q', raw[:8])[0]
+    out = {}
+    for k, e in json.loads(raw[8:8 + n]).items():
+        if k != '__metadata__':
+            b, t = e['data_offsets']
+            out[k] = torch.frombuffer(bytearray(raw[8 + n + b:8 + n + t]), dtype=torch.float32).reshape(e['shape']).double()
+    return out
+index = os.path.join(d, 'model.safetensors.index.json')
+W = {}
+for f in (sorted(set(json.load(open(index))['weight_map'].values())) if os.path.exists(index) else ['model.safetensors']):
+    W.update(read(os.path.join(d, f)))
+H, D, L, eps = cfg['num_attention_heads'], cfg['hidden_size'], cfg['num_hidden_layers'], cfg['rms_norm_eps']
+hd = D // H
+inp, tgt = tokens[:, :-1], tokens[:, 1:]
+B, T = inp.shape
+def rms(x, w): return w * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
+inv = 1.0 / (cfg['rope_theta'] ** (torch.arange(0, hd, 2).double() / hd))
+freqs = torch.outer(torch.arange(T).double(), inv)
+cos, sin = torch.cat([freqs, freqs], -1).cos(), torch.cat([freqs, freqs], -1).sin()
+def rot(x): return torch.cat([-x[..., hd // 2:], x[..., :hd // 2]], -1)
+def heads(x): return x.view(B, T, H, hd).transpose(1, 2)
+mask = torch.full((T, T), float('-inf')).triu(1)
+h = W['model.embed_tokens.weight'][inp]
+for i in range(L):
+    p = 'model.layers.%d.' % i
+    x = rms(h, W[p + 'input_layernorm.weight'])
+    q, k, v = (heads(x @ W[p + 'self_attn.%s_proj.weight' % n].T) for n in 'qkv')
+    q, k = q * cos + rot(q) * sin, k * cos + rot(k) * sin
+    a = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(hd) + mask, -1) @ v
+    h = h + a.transpose(1, 2).reshape(B, T, D) @ W[p + 'self_attn.o_proj.weight'].T
+    x = rms(h, W[p + 'post_attention_layernorm.weight'])
+    h = h + (torch.nn.functional.silu(x @ W[p + 'mlp.gate_proj.weight'].T) * (x @ W[p + 'mlp.up_proj.weight'].T)) @ W[p + 'mlp.down_proj.weight'].T
+logits = rms(h, W['model.norm.weight']) @ W['lm_head.weight'].T
+print(json.dumps(torch.nn.functional.cross_entropy(logits.reshape(B * T, -1), tgt.reshape(-1)).item()))
+`;
+
+test('config.json claims LlamaForCausalLM only for an exact Llama, and a trained `pre` checkpoint (sharded) gives normlab\'s loss under an independent Llama forward', async () => {
+  const { huggingFaceConfig } = await import('../src/train/checkpoint.ts');
+  const { STRATEGIES } = await import('../src/model/config.ts');
+  const { resolveRunConfig } = await import('../src/config/load.ts');
+  const arch = (model: object) => {
+    const cfg = huggingFaceConfig(resolveRunConfig({ model: { preset: 'nano', ...model } }, 'test').model, 16);
+    return `${(cfg.architectures as string[])[0]}/${cfg.model_type}`;
+  };
+  for (const norm of STRATEGIES) assert.equal(arch({ norm, n_layers: 4 }), norm === 'pre' ? 'LlamaForCausalLM/llama' : 'NormlabForCausalLM/normlab', norm);
+  for (const modifier of [{ qk_norm: true }, { norm_type: 'layernorm' }, { embed_norm: true }, { gpas: true }, { residual_scale: 'layerscale' }]) {
+    assert.equal(arch({ norm: 'pre', ...modifier }), 'NormlabForCausalLM/normlab', JSON.stringify(modifier));
+  }
+  assert.equal(arch({ norm: 'pre', tvr: true, init: 'lir' }), 'LlamaForCausalLM/llama', 'weight-only modifiers keep the Llama computation');
+
+  await useBackend('wasm');
+  const { config, dir } = tinyConfig({ norm: 'pre' }, { steps: 4, lr: 1e-2, checkpoint_every: 4, checkpoint_shard_size: SHARD });
+  await trainHere(config, join(dir, 'run'));
+  const [ckpt] = stepDirs(join(dir, 'run', 'checkpoints'));
+  const written = JSON.parse(readFileSync(join(ckpt!.dir, 'config.json'), 'utf8'));
+  assert.deepEqual([written.architectures, written.eos_token_id, written.normlab.norm], [['LlamaForCausalLM'], 0, 'pre']);
+  assert.deepEqual(JSON.parse(readFileSync(join(ckpt!.dir, 'generation_config.json'), 'utf8')),
+    { bos_token_id: 0, eos_token_id: 0, pad_token_id: 0, normlab_tokenizer: { name: 'byte', vocab_size: 256, add_bos_token: false } });
+
+  const rng = new Rng(11);
+  const tokens = Array.from({ length: 2 }, () => Array.from({ length: 17 }, () => rng.nextUint32() % 256));
+  const { params } = loadCheckpoint(ckpt!.dir, { optimizer: false });
+  const { Model } = await import('../src/model/model.ts');
+  const { evaluate } = await import('../src/train/evaluate.ts');
+  const model = new Model(config.model);
+  const batch = tf.tensor2d(tokens.flat(), [2, 17], 'int32');
+  const ours = evaluate(model, params, [batch]).loss;
+  tf.dispose([batch, ...Object.values(params)]);
+  model.dispose();
+  const python = spawnSync('/usr/bin/python3', ['-c', PYTHON_LLAMA, ckpt!.dir, JSON.stringify(tokens)], { encoding: 'utf8' });
+  assert.equal(python.status, 0, python.stderr);
+  const theirs = JSON.parse(python.stdout) as number;
+  assert.ok(Math.abs(ours - theirs) < 1e-5, `normlab ${ours} vs Llama ${theirs}`);
+});

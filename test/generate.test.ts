@@ -57,3 +57,26 @@ test('sampling is deterministic per seed and honours temperature, top-k and top-
   assert.deepEqual([...new Set(draw({ ...any, topP: 0.1 }, 1))], [1]);
   assert.deepEqual([...new Set(draw({ temperature: 0, topK: 0, topP: 1 }, 1))], [1]);
 });
+
+test('normlab sample: a run or a lone checkpoint folder, same text for the same seed, bad flags exit 2', async () => {
+  const { runCli, tempDir, writeConfig } = await import('./helpers/cli.ts');
+  const { cpSync, readdirSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const dir = tempDir();
+  assert.equal(runCli(['train', writeConfig(dir, { train: { steps: 20, checkpoint_every: 20, eval_every: 20, diag_every: 0, lr: 1e-2 } }), '--quiet']).code, 0);
+  const runs = join(dir, 'runs');
+  const run = join(runs, readdirSync(runs).find((n) => n.startsWith('tiny-'))!);
+  const sample = (target: string, ...flags: string[]) => runCli(['sample', target, '--prompt', 'The ', '--max-tokens', '40', ...flags]);
+  const a = sample(run, '--seed', '1');
+  assert.equal(a.code, 0, a.stderr);
+  assert.match(a.stdout, /^The /);
+  assert.ok(a.stdout.length > 10, a.stdout);
+  assert.equal(sample(run, '--seed', '1').stdout, a.stdout, 'deterministic per seed');
+  assert.notEqual(sample(run, '--seed', '2', '--temperature', '1.5').stdout, a.stdout);
+  const lone = join(tempDir(), 'ckpt');
+  cpSync(join(run, 'checkpoints', 'step-00000020'), lone, { recursive: true });
+  assert.equal(sample(lone, '--seed', '1').stdout, a.stdout, 'a checkpoint folder on its own samples the same');
+  const bad = sample(run, '--top-p', '0');
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--top-p: expected a number in \(0, 1\], got "0"/);
+});

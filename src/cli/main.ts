@@ -8,6 +8,7 @@ import { registerData } from './data.ts';
 import { registerDoctor } from './doctor.ts';
 import { registerReport } from './report.ts';
 import { registerRuns } from './runs.ts';
+import { registerSample } from './sample.ts';
 import { registerSweep } from './sweep.ts';
 import { registerTrain } from './train.ts';
 import { registerVerify } from './verify.ts';
@@ -28,7 +29,7 @@ export async function main(argv: string[]): Promise<number> {
     .showHelpAfterError('(add --help for usage)')
     .addOption(deviceOption())
     .hook('preAction', () => selectDevice(program.opts().device));
-  for (const register of [registerTrain, registerData, registerSweep, registerRuns, registerReport, registerAnalyze, registerVerify, registerBench, registerDoctor]) register(program, setExitCode);
+  for (const register of [registerTrain, registerData, registerSweep, registerRuns, registerReport, registerAnalyze, registerSample, registerVerify, registerBench, registerDoctor]) register(program, setExitCode);
   try {
     await program.parseAsync(argv);
     return exitCode;

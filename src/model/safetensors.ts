@@ -20,7 +20,9 @@ export interface TensorSource {
   values(): Float32Array | Promise<Float32Array>;
 }
 
-export class SafetensorsError extends Error {}
+export class SafetensorsError extends Error {
+  readonly exitCode = 2;
+}
 
 /** 64 MiB: large enough for disk speed, small next to any tensor worth streaming. */
 export const DEFAULT_CHUNK_BYTES = 64 << 20;

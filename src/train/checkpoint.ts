@@ -9,7 +9,8 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, s
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { canonicalJson } from '../config/hash.ts';
-import type { ModelConfig } from '../model/config.ts';
+import { type ModelConfig, usesEmbedNorm } from '../model/config.ts';
+import { type TokenizerInfo, tokenizerInfo } from '../data/tokenizers.ts';
 import type { Params } from '../model/norms.ts';
 import { faultPoint, freeSpaceFault } from './faults.ts';
 import {
@@ -32,7 +33,10 @@ export interface Checkpoint {
   moments?: { m: Params; v: Params };
 }
 
-export class CheckpointError extends Error {}
+/** A checkpoint that cannot be used (missing, corrupt); bad input to analyze and sample. */
+export class CheckpointError extends Error {
+  readonly exitCode = 2;
+}
 
 /** A checkpoint that could not be written (a full disk, say); the previous one is untouched. */
 export class CheckpointWriteError extends Error {
@@ -58,6 +62,8 @@ export interface SaveOptions {
   /** Tensor data per safetensors file above which the files are sharded. */
   shardBytes: number;
   onNoSpace: NoSpacePolicy;
+  /** The tokenizer the run trains with: its ids go into config.json and generation_config.json. */
+  tokenizer: string;
   /** Extra small files saved beside the weights and checksummed (tokenizer files, say). */
   files?: Record<string, Uint8Array | string>;
   warn?: (message: string) => void;
@@ -70,11 +76,25 @@ const STATE = 'state.json';
 const sha256 = (bytes: Uint8Array | string) => createHash('sha256').update(bytes).digest('hex');
 const GB = (bytes: number) => `${(bytes / 1e9).toFixed(2)} GB`;
 
-/** Hugging Face's LlamaConfig fields, so a `pre` checkpoint loads as LlamaForCausalLM. */
-export function huggingFaceConfig(cfg: ModelConfig, maxPositions: number): Record<string, unknown> {
+/**
+ * Whether the model computes exactly what Hugging Face's LlamaForCausalLM does:
+ * Pre-LN with RMSNorm and nothing that changes the forward pass (TVR and the
+ * init schemes only change the weights' values).
+ */
+export function isHuggingFaceLlama(cfg: ModelConfig): boolean {
+  return cfg.norm === 'pre' && cfg.norm_type === 'rmsnorm' && !cfg.qk_norm && !usesEmbedNorm(cfg) && !cfg.gpas && cfg.residual_scale === 'none';
+}
+
+/**
+ * config.json: Hugging Face's LlamaConfig fields, claiming LlamaForCausalLM only
+ * for an exact Llama; any other model is NormlabForCausalLM (model_type
+ * `normlab`, which no library maps to Llama), with the full normlab config.
+ */
+export function huggingFaceConfig(cfg: ModelConfig, maxPositions: number, tokenizer?: TokenizerInfo): Record<string, unknown> {
+  const llama = isHuggingFaceLlama(cfg);
   return {
-    architectures: ['LlamaForCausalLM'],
-    model_type: 'llama',
+    architectures: [llama ? 'LlamaForCausalLM' : 'NormlabForCausalLM'],
+    model_type: llama ? 'llama' : 'normlab',
     vocab_size: cfg.vocab_size,
     hidden_size: cfg.d_model,
     intermediate_size: cfg.ffn_dim,
@@ -89,8 +109,19 @@ export function huggingFaceConfig(cfg: ModelConfig, maxPositions: number): Recor
     attention_bias: false,
     mlp_bias: false,
     torch_dtype: 'float32',
+    ...(tokenizer && specialIds(tokenizer)),
     normlab: cfg,
   };
+}
+
+/** Documents end (and padding is) the tokenizer's end id; training never sees a BOS, so a document starts after that id too. */
+function specialIds(tokenizer: TokenizerInfo) {
+  return { bos_token_id: tokenizer.eot, eos_token_id: tokenizer.eot, pad_token_id: tokenizer.eot };
+}
+
+/** generation_config.json: the special ids and which tokenizer the model was trained with. */
+export function generationConfig(tokenizer: TokenizerInfo & { name: string }): Record<string, unknown> {
+  return { ...specialIds(tokenizer), normlab_tokenizer: { name: tokenizer.name, vocab_size: tokenizer.vocabSize, add_bos_token: false } };
 }
 
 /** Tensors as the writer takes them: values fetched from the backend one tensor at a time. */
@@ -161,7 +192,12 @@ export async function saveCheckpoint(
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp);
   try {
-    const files = { 'config.json': JSON.stringify(huggingFaceConfig(cfg, maxPositions), null, 2), ...opts.files };
+    const tokenizer = tokenizerInfo(opts.tokenizer);
+    const files = {
+      'config.json': JSON.stringify(huggingFaceConfig(cfg, maxPositions, tokenizer), null, 2),
+      'generation_config.json': JSON.stringify(generationConfig(tokenizer), null, 2),
+      ...opts.files,
+    };
     const write = { shardBytes: opts.shardBytes, chunkBytes: opts.chunkBytes };
     const checksums = await writeSharded(tmp, 'model', model, { ...write, metadata: { format: 'pt' } });
     faultPoint('checkpoint-write');

@@ -120,7 +120,10 @@ function restoreOrInit(ctx: TrainContext): State {
 
 function checkpointOptions(ctx: TrainContext): SaveOptions {
   const { train } = ctx.config;
-  return { keep: train.keep_checkpoints, shardBytes: train.checkpoint_shard_size, onNoSpace: train.on_checkpoint_no_space, warn: ctx.hooks?.warn };
+  return {
+    keep: train.keep_checkpoints, shardBytes: train.checkpoint_shard_size, onNoSpace: train.on_checkpoint_no_space,
+    tokenizer: ctx.config.data.tokenizer, warn: ctx.hooks?.warn,
+  };
 }
 
 async function checkpoint(ctx: TrainContext, s: State): Promise<void> {
