@@ -15,6 +15,7 @@ import { cheapAnalysisRows } from '../analyze/analyses.ts';
 import { AnalysisStore } from '../store/analyses.ts';
 import { checkFitsBackend } from './memory.ts';
 import { train, type TrainHooks, type TrainingData, type TrainOutcome } from './trainer.ts';
+import { onlyRankZero, rankRows, type Replica, silentLog } from '../distributed/replica.ts';
 
 export interface RunIdentity {
   id: string;
@@ -57,6 +58,8 @@ export interface RunOptions {
   sweep?: string;
   hooks?: TrainHooks;
   logLevel?: string;
+  /** Data parallel: this rank (src/distributed). Only rank 0 writes; the caller gives the other ranks a store that writes nothing. */
+  replica?: Replica;
 }
 
 export interface RunResult {
@@ -69,15 +72,31 @@ function openLog(dir: string, level: string): Logger {
   return pino({ level }, pino.destination({ dest: join(dir, 'train.log'), sync: true, append: true }));
 }
 
+/** Under data parallel, this rank's rows of each global batch; every rank keeps the same position. */
+function rankShare(data: RunData, config: RunConfig, replica: Replica | undefined): RunData {
+  if (!replica) return data;
+  const rows = config.train.batch_size;
+  return {
+    ...data,
+    position: () => data.position(),
+    seek: (p) => data.seek(p),
+    nextBatch: () => rankRows(data.nextBatch(), replica, rows),
+    ...(data.lastBatchWeights && { lastBatchWeights: () => rankRows(data.lastBatchWeights!(), replica, rows) }),
+  };
+}
+
 export async function executeRun(opts: RunOptions): Promise<RunResult> {
   const { config, store } = opts;
   checkFitsBackend(config, opts.backend);
-  const data = opts.data ?? await trainingData(config);
+  const { replica } = opts;
+  const data = rankShare(opts.data ?? await trainingData(config), config, replica);
   const identity = runIdentity(config);
-  if (opts.restart) rmSync(join(identity.dir, 'checkpoints'), { recursive: true, force: true });
-  mkdirSync(identity.dir, { recursive: true });
-  writeFileDurably(join(identity.dir, 'run.json'), JSON.stringify({ id: identity.id, hash: identity.hash, config }, null, 2));
-  const log = openLog(identity.dir, opts.logLevel ?? 'info');
+  onlyRankZero(replica, () => {
+    if (opts.restart) rmSync(join(identity.dir, 'checkpoints'), { recursive: true, force: true });
+    mkdirSync(identity.dir, { recursive: true });
+    writeFileDurably(join(identity.dir, 'run.json'), JSON.stringify({ id: identity.id, hash: identity.hash, config }, null, 2));
+  }, () => undefined);
+  const log = onlyRankZero(replica, () => openLog(identity.dir, opts.logLevel ?? 'info'), silentLog);
   const existing = store.getRun(identity.id);
   if (!existing) {
     store.createRun({
@@ -102,8 +121,11 @@ export async function executeRun(opts: RunOptions): Promise<RunResult> {
       recordAnalysis: (step, forward) => {
         for (const [name, rows] of Object.entries(cheapAnalysisRows(forward))) analysisStore().write(identity.id, step, name, rows);
       },
+      replica,
       hooks: {
         ...opts.hooks,
+        // Every rank stops after the same step when any of them is asked to.
+        ...(replica && { stopRequested: () => replica.anyRank(opts.hooks?.stopRequested?.() ?? false) }),
         onStep: (report) => {
           if (report.step % 10 === 0) store.heartbeat(identity.id, report.step);
           opts.hooks?.onStep?.(report);
