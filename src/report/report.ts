@@ -55,7 +55,7 @@ export function renderReport(r: Report, format: Format, figureExt?: 'svg' | 'png
     case 'md': {
       // The headline and the depth profiles first, then the figures, then the per-block detail.
       const [headline, profile, profileRuns, ...rest] = r.tables;
-      const images = (figures: Figure[]) => (figureExt ? figures.map((f) => `![${f.title}](figures/${f.name}.${figureExt})\n`) : []);
+      const images = (figures: Figure[]) => (figureExt ? figures.map((f) => `![${f.title}](figures/${f.name}.${figureExt})\n${f.caption ? `\n*${f.caption}*\n` : ''}`) : []);
       const figs = figureExt ? ['## Figures', '', ...images(r.figures)] : [];
       // The analyses: their per-run summary, their figures, then the per-block tables.
       const [analysisRuns, ...analysisBlocks] = r.analysisTables;

@@ -120,6 +120,8 @@ export async function executeRun(opts: RunOptions): Promise<RunResult> {
   store.heartbeat(identity.id, outcome.step);
   if (outcome.status === 'diverged') store.setStatus(identity.id, 'diverged', { divergedStep: outcome.step, error: outcome.reason });
   else store.setStatus(identity.id, outcome.status);
+  // Rows arrive step by step across series, leaving pages part-filled: repack once at the end.
+  if (outcome.status !== 'killed') store.compact();
   log.info({ outcome, numTensors: tf.memory().numTensors }, 'end');
   return { identity, outcome, parameters };
 }
