@@ -2,7 +2,12 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { ema, SMOOTHING, type PageData } from '../src/report/html/data.ts';
+import { resolveRunConfig } from '../src/config/load.ts';
+import { runFacts } from '../src/report/facts.ts';
+import { gatherRuns } from '../src/report/gather.ts';
+import { ema, pageData, SMOOTHING, type PageData } from '../src/report/html/data.ts';
+import { PLOT_COLUMNS } from '../src/report/reduce.ts';
+import { RunStore } from '../src/store/store.ts';
 import { CHROMIUM, checkPages } from '../scripts/chromium.ts';
 import { ROOT, runCli, tempDir } from './helpers/cli.ts';
 import { DIAG_STEPS, gradAt, lossAt, STUDY_RUNS, STUDY_STEPS, writeStudy } from './helpers/study.ts';
@@ -49,6 +54,35 @@ test('report --format html writes one self-contained page with the stored values
 
 test('the EMA starts at the first value and steps over a NaN', () => {
   assert.deepEqual([...ema([2, 4, NaN, 4], 0.5)], [2, 3, NaN, 3.5]);
+});
+
+test('a 100,000-step run is smoothed in full, then reduced: no raw series in the page, the spike kept', () => {
+  const dir = join(tempDir('normlab-html-long-'), 'runs');
+  const store = RunStore.open(join(dir, 'long', 'run.sqlite'));
+  const config = resolveRunConfig({ name: 'long', model: { preset: 'nano', n_layers: 2 }, train: { steps: 100_000 } }, 'test');
+  store.createRun({ id: 'long', name: 'long', config, configHash: 'long', seed: 0, backend: 'wasm', totalSteps: 100_000, versions: {}, runDir: join(dir, 'long') });
+  const loss = (s: number) => (s === 50_000 ? 9 : 3 + (s % 2));
+  store.writeMetrics({
+    scalars: Array.from({ length: 100_000 }, (_, i) => ({ runId: 'long', step: i + 1, name: 'train/loss', value: loss(i + 1) })),
+    layers: Array.from({ length: 10_000 }, (_, i) => [1, 2].map((layer) => ({ runId: 'long', step: (i + 1) * 10, name: 'grad_norm', layer, value: layer }))).flat(),
+  });
+  store.setStatus('long', 'finished');
+  store.close();
+  const gathered = gatherRuns(dir);
+  try {
+    const d = pageData(runFacts(gathered.runs), 'long', '');
+    const l = d.loss[0]!;
+    assert.ok(l.x.length <= PLOT_COLUMNS && l.levels.every((y) => y.length === l.x.length), `${l.x.length} points`);
+    assert.ok(l.stepsPerPoint > 1 && l.hi && l.lo);
+    assert.equal(Math.max(...l.hi.map(Number)), 9, 'the one-step spike survives as the max of its bucket');
+    assert.equal(Math.min(...l.lo.map(Number)), 3);
+    // The heaviest smoothing is the EMA of every step (≈ 3.5 by the end), not of bucket means.
+    assert.ok(Math.abs(l.levels.at(-1)!.at(-1)! - 3.5) < 0.01);
+    assert.ok(d.gradNorm[0]!.steps.length <= 200 && d.gradNorm[0]!.stepsPerColumn > 1);
+    assert.ok(JSON.stringify(d).length < 200_000, `${JSON.stringify(d).length} bytes of data`);
+  } finally {
+    gathered.close();
+  }
 });
 
 test('the HTML report in headless Chromium: no errors or requests, every canvas drawn, the runs table sorts on a click', { skip: CHROMIUM ? false : 'no Chromium (apt-get install chromium)' }, async () => {

@@ -1,10 +1,11 @@
 // What the HTML report embeds: every run's record and config, its loss curves
-// (smoothed on the full series, then reduced), its per-block diagnostics as
-// block × step grids and its layer analyses — plain JSON the page draws from.
+// (smoothed on the full series, then reduced by reduce.ts to one point per
+// pixel column), its per-block diagnostics as block × step grids (step buckets)
+// and its layer analyses — plain JSON the page draws from, whatever the run's length.
 import type { RunFacts } from '../facts.ts';
 import { flatten, orderedGroups, orderedSizes, strategyLabel } from '../facts.ts';
 import { styles } from '../figures.ts';
-import { reduceGrid, reduceLine, type Line } from './reduction.ts';
+import { envelope, HEAT_COLUMNS, heatBins, PLOT_COLUMNS, stepBins } from '../reduce.ts';
 
 /** Smoothing levels the page's slider steps through (EMA weight of the past; 0 = raw). */
 export const SMOOTHING = [0, 0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999];
@@ -122,25 +123,27 @@ export function ema(values: ArrayLike<number>, beta: number): Float64Array {
 }
 
 function lossOf(f: RunFacts): PageLoss {
-  const train = f.source.store.scalarSeries(f.id, 'train/loss');
-  const steps = train.map((p) => p.step);
-  const raw = train.map((p) => p.value);
+  const { steps, values } = f.source.store.scalarColumns(f.id, 'train/loss');
+  const bins = stepBins(steps[0] ?? 1, steps.at(-1) ?? 1, PLOT_COLUMNS);
   // Smooth the full series, then reduce: smoothing reduced points would weigh buckets, not steps.
-  const lines: Line[] = SMOOTHING.map((beta) => reduceLine(steps, beta === 0 ? raw : ema(raw, beta)));
-  const base = lines[0]!;
-  const val = f.source.store.scalarSeries(f.id, 'val/loss');
+  const lines = SMOOTHING.map((beta) => envelope(steps, beta === 0 ? values : ema(values, beta), bins));
+  const raw = lines[0]!;
+  const val = f.source.store.scalarColumns(f.id, 'val/loss');
   return {
-    x: Array.from(base.x, (x) => Number(x.toPrecision(7))),
+    x: Array.from(raw.x, (x) => Number(x.toPrecision(7))),
     levels: lines.map((l) => compactAll(l.mean)),
-    ...(base.stepsPerPoint > 1 && { lo: compactAll(base.min), hi: compactAll(base.max) }),
-    stepsPerPoint: base.stepsPerPoint,
-    val: { x: val.map((p) => p.step), y: compactAll(val.map((p) => p.value)) },
+    ...(bins.width > 1 && { lo: compactAll(raw.min), hi: compactAll(raw.max) }),
+    stepsPerPoint: bins.width,
+    val: { x: Array.from(val.steps), y: compactAll(val.values) },
   };
 }
 
 function gridOf(f: RunFacts, name: 'grad_norm' | 'output_var'): PageGrid {
-  const grid = reduceGrid(f.source.store.layerSeries(f.id, name), f.size.layers);
-  return { steps: grid.steps, values: grid.values.map(compactAll), stepsPerColumn: grid.stepsPerColumn };
+  const span = f.source.store.layerSteps(f.id, name);
+  if (!span) return { steps: [], values: [], stepsPerColumn: 1 };
+  const bins = stepBins(span.first, span.last, HEAT_COLUMNS);
+  const grid = heatBins(bins, f.size.layers, f.source.store.layerBuckets(f.id, name, bins));
+  return { steps: grid.steps, values: grid.mean.map(compactAll), stepsPerColumn: bins.width };
 }
 
 function analysesOf(f: RunFacts): PageAnalyses {
