@@ -27,14 +27,14 @@ export function resolveRunConfig(obj: unknown, source: string): RunConfig {
   const input = parsed.data;
   const model = resolveModel(input.model, source);
   checkTokenizerFits(model, input, source);
-  const { runs_dir, db } = input.output;
+  const { runs_dir, db, tensorboard } = input.output;
   return {
     name: input.name ?? path.parse(source).name,
     ...(input.model.preset !== undefined && { model_preset: input.model.preset }),
     model,
     train: resolveTrain(input.train),
     data: input.data,
-    output: { runs_dir, db: db ?? path.join(runs_dir, 'normlab.sqlite') },
+    output: { runs_dir, db: db ?? path.join(runs_dir, 'normlab.sqlite'), tensorboard },
   };
 }
 
