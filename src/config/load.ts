@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import YAML, { YAMLParseError } from 'yaml';
 import { checkModelConfig, MODEL_DEFAULTS, ModelConfigError, type ModelConfig } from '../model/config.ts';
+import { nameProblem } from './names.ts';
 import { ConfigError, describe, zodProblems, type ConfigProblem } from './errors.ts';
 import { PRESET_NAMES, PRESETS } from './presets.ts';
 import {
@@ -29,7 +30,7 @@ export function resolveRunConfig(obj: unknown, source: string): RunConfig {
   checkTokenizerFits(model, input, source);
   const { runs_dir, db, tensorboard } = input.output;
   return {
-    name: input.name ?? path.parse(source).name,
+    name: checkName(input.name, source),
     ...(input.model.preset !== undefined && { model_preset: input.model.preset }),
     model,
     train: resolveTrain(input.train),
@@ -143,6 +144,15 @@ function resolveModel(input: RunConfigInput['model'], source: string): ModelConf
  */
 function resolveTrain(train: RunConfigInput['train']): TrainConfig {
   return { ...train, warmup_steps: train.warmup_steps ?? Math.min(DEFAULT_WARMUP_STEPS, train.steps) };
+}
+
+/** The run's name (absent: the config file's), one safe folder name since it names the run's folder. */
+function checkName(name: string | undefined, source: string): string {
+  const resolved = name ?? path.parse(source).name;
+  const problem = nameProblem(resolved);
+  if (problem === null) return resolved;
+  const detail = name === undefined ? `the config file's name is used as the run name and is not usable: ${problem}; set name:` : problem;
+  throw new ConfigError(source, [{ key: 'name', detail }]);
 }
 
 function checkTokenizerFits(model: ModelConfig, input: RunConfigInput, source: string): void {

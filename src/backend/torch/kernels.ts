@@ -70,6 +70,8 @@ export const KERNELS: Record<string, KernelSpec> = {
     attrs: (a) => ['gradScale', 'beta1', 'beta2', 'eps', 'decay', 'stepSize', 'sqrtBias2'].map((k) => a[k] as number),
     multiple: true,
   },
+  NormlabAllReduceSum: { inputs: 'list', multiple: true },
+  NormlabBroadcast: { inputs: 'list', attrs: (a) => [a.root as number], multiple: true },
   NormlabCrossEntropy: { inputs: ['logits', 'targets'] },
   NormlabCrossEntropyGrad: { inputs: ['dy', 'logits', 'targets'] },
   NormlabLinear: { inputs: ['x', 'weight'] },
