@@ -202,7 +202,13 @@ async function checkPage(cdp: Cdp, file: string, shot: string, sortHeader: strin
     if (r.exceptionDetails) throw new Error(`evaluating ${expression.slice(0, 60)}: ${JSON.stringify(r.exceptionDetails)}`);
     return r.result.value;
   };
-  for (let k = 0; k < 100 && (await evaluate<string | undefined>('document.body.dataset.ready')) !== 'true'; k++) await new Promise((r) => setTimeout(r, 50));
+  // The page sets data-ready once everything is drawn; a busy machine may take a while.
+  let ready = false;
+  for (let k = 0; k < 400 && !ready; k++) {
+    ready = (await evaluate<string | undefined>('document.body.dataset.ready')) === 'true';
+    if (!ready) await new Promise((r) => setTimeout(r, 50));
+  }
+  if (!ready) errors.push(`the page did not finish drawing in 20 s`);
   const canvases = await evaluate<{ where: string; drawn: boolean }[]>(CANVAS_CHECK);
   // A real click (mouse events at the header's place on screen), not a synthetic element.click().
   const k = await evaluate<number>(`[...document.querySelectorAll('#runs thead th')].findIndex((th) => th.textContent.replace(/[ ▲▼]+$/, '') === ${JSON.stringify(sortHeader)})`);

@@ -101,7 +101,7 @@ test('the HTML report in headless Chromium: no errors or requests, every canvas 
     assert.deepEqual(r.canvases.filter((c) => !c.drawn), [], `${name}: blank canvases`);
     const values = r.sort.values.map((v) => (v === '—' ? Infinity : Number(v)));
     assert.deepEqual(values, [...values].sort((a, b) => a - b), `${name}: sorted by ${r.sort.header} after the click`);
-    assert.notDeepEqual(r.sort.after, r.sort.before, `${name}: the click changed the order`);
+    assert.notDeepEqual(r.sort.after, r.sort.before, `${name}: the click changed the order (${JSON.stringify(r.sort)})`);
     assert.ok(statSync(r.screenshot).size > 10_000);
     assert.deepEqual([...readFileSync(r.screenshot).subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47]);
   }
