@@ -9,6 +9,7 @@ import { registerDoctor } from './doctor.ts';
 import { registerExport } from './export.ts';
 import { registerReport } from './report.ts';
 import { registerRuns } from './runs.ts';
+import { registerStore } from './store.ts';
 import { registerSweep } from './sweep.ts';
 import { registerTrain } from './train.ts';
 import { registerVerify } from './verify.ts';
@@ -29,7 +30,7 @@ export async function main(argv: string[]): Promise<number> {
     .showHelpAfterError('(add --help for usage)')
     .addOption(deviceOption())
     .hook('preAction', () => selectDevice(program.opts().device));
-  for (const register of [registerTrain, registerData, registerSweep, registerRuns, registerReport, registerExport, registerAnalyze, registerVerify, registerBench, registerDoctor]) register(program, setExitCode);
+  for (const register of [registerTrain, registerData, registerSweep, registerRuns, registerStore, registerReport, registerExport, registerAnalyze, registerVerify, registerBench, registerDoctor]) register(program, setExitCode);
   try {
     await program.parseAsync(argv);
     return exitCode;

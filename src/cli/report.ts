@@ -4,7 +4,7 @@ import { hasAnalyses } from '../report/analyses.ts';
 import { runFacts } from '../report/facts.ts';
 import { gatherRuns } from '../report/gather.ts';
 import { htmlReport, writeHtml } from '../report/html/page.ts';
-import { buildReport, renderReport, writeReport } from '../report/report.ts';
+import { buildReport, LONG_CSV_MODES, longCsvSize, renderReport, writeReport, type LongCsvMode } from '../report/report.ts';
 import { FORMATS, type Format } from '../report/tables.ts';
 import { UsageError } from './common.ts';
 
@@ -14,7 +14,7 @@ interface ReportFlags {
   format: Format | 'html';
   out?: string;
   figures: string;
-  longCsv: boolean;
+  longCsv: LongCsvMode | false;
   title?: string;
   step?: string;
 }
@@ -44,7 +44,8 @@ export function registerReport(program: Command): void {
     .addOption(new Option('--format <format>', 'table format, or html: one self-contained interactive page').choices([...FORMATS, 'html']).default('table'))
     .option('--out <dir>', 'write report.<ext>, figures/ and metrics.csv there instead of printing the tables')
     .option('--figures <kinds>', 'with --out: svg, png, svg,png or none', 'svg,png')
-    .option('--no-long-csv', 'with --out: skip metrics.csv (every metric of every run)')
+    .addOption(new Option('--long-csv <mode>', 'with --out: metrics.csv (every metric of every run), gzipped as metrics.csv.gz, or none').choices(LONG_CSV_MODES).default('csv'))
+    .option('--no-long-csv', 'with --out: same as --long-csv none')
     .option('--title <text>', 'the report\'s title')
     .option('--step <n>', 'layer analyses at this checkpoint step (default: each run\'s latest analysed step)')
     .action(async (flags: ReportFlags) => {
@@ -72,8 +73,11 @@ export function registerReport(program: Command): void {
           process.stdout.write(renderReport(report, flags.format));
           return;
         }
-        const files = await writeReport(flags.out, report, facts, { format: flags.format, figures: kinds, longCsv: flags.longCsv });
-        console.log(`wrote ${files.length} files to ${flags.out}: ${files.map((f) => f.slice(flags.out!.length).replace(/^\//, '')).join(', ')}`);
+        const longCsv = flags.longCsv === false ? 'none' : flags.longCsv;
+        const written = await writeReport(flags.out, report, facts, { format: flags.format, figures: kinds, longCsv });
+        const files = written.files.map((f) => f.slice(flags.out!.length).replace(/^\//, ''));
+        console.log(`wrote ${files.length} files to ${flags.out}: ${files.join(', ')}`);
+        if (written.longCsv) console.log(`${written.longCsv.file}: ${longCsvSize(written.longCsv)}`);
       } finally {
         gathered.close();
       }

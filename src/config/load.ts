@@ -35,7 +35,8 @@ export function resolveRunConfig(obj: unknown, source: string): RunConfig {
     model,
     train: resolveTrain(input.train),
     data: input.data,
-    output: { runs_dir, db: db ?? path.join(runs_dir, 'normlab.sqlite'), tensorboard },
+    // Only when asked for: every other run's resolved config stays as it was.
+    output: { runs_dir, db: db ?? path.join(runs_dir, 'normlab.sqlite'), ...(tensorboard && { tensorboard }) },
   };
 }
 

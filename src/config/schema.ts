@@ -138,7 +138,8 @@ export type DataConfig = z.output<typeof dataSchema>;
 export interface OutputConfig {
   runs_dir: string;
   db: string;
-  tensorboard: boolean;
+  /** TensorBoard events written live into the run's folder; absent: none. */
+  tensorboard?: boolean;
 }
 
 /**

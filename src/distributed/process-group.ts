@@ -49,6 +49,9 @@ export function dataParallelBackend(localRanks = 1): 'gloo' | 'nccl' {
   } catch (e) {
     throw new DataParallelUnavailable((e as AddonUnavailable).message);
   }
+  if (typeof info.c10dBackends !== 'function') {
+    throw new DataParallelUnavailable('this torch addon was built before normlab had data parallel: rebuild it with npm run install');
+  }
   const { device, cudaDevices } = info.info();
   const backend = device.startsWith('cuda') ? 'nccl' : 'gloo';
   if (!info.c10dBackends().includes(backend)) {

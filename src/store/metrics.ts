@@ -53,7 +53,8 @@ export interface MetricTables {
 }
 
 const nan = (v: number | null) => v ?? NaN;
-const BUCKET = 'max(0, min(@last, (step - @x0) / @width))';
+// Parameters bind as REAL: CAST makes the division whole (floor, steps ≥ x0), as reduce.ts binOf.
+const BUCKET = 'max(0, min(@last, CAST((step - @x0) / @width AS INTEGER)))';
 const FINITE_MEAN = 'avg(CASE WHEN abs(value) < 9e999 THEN value END)';
 const bucketArgs = (b: StepBuckets) => ({ x0: b.x0, width: b.width, last: b.count - 1 });
 
@@ -135,7 +136,7 @@ export class TextTables implements MetricTables {
 
   layerBuckets(runId: string, name: string, buckets: StepBuckets): BucketCell[] {
     const rows = this.db.prepare(`SELECT ${BUCKET} AS bin, layer AS row, avg(value) AS mean, max(value) AS max, count(*) AS count
-      FROM layer_metrics WHERE run_id = @run AND name = @name GROUP BY bin, layer`).all({ run: runId, name, ...bucketArgs(buckets) }) as BucketCell[];
+      FROM layer_metrics WHERE run_id = @run AND name = @name GROUP BY bin, layer ORDER BY bin, row`).all({ run: runId, name, ...bucketArgs(buckets) }) as BucketCell[];
     return rows.map((r) => ({ ...r, mean: nan(r.mean), max: nan(r.max) }));
   }
 
@@ -269,7 +270,7 @@ export class CompactTables implements MetricTables {
   }
 
   layerBuckets(runId: string, name: string, buckets: StepBuckets): BucketCell[] {
-    const rows = this.db.prepare(this.layerSql(`${BUCKET} AS bin, s.idx AS row, avg(p.value) AS mean, max(p.value) AS max, count(*) AS count`, 'GROUP BY s.idx, bin'))
+    const rows = this.db.prepare(this.layerSql(`${BUCKET} AS bin, s.idx AS row, avg(p.value) AS mean, max(p.value) AS max, count(*) AS count`, 'GROUP BY s.idx, bin ORDER BY bin, row'))
       .all({ run: runId, name, ...bucketArgs(buckets) }) as BucketCell[];
     return rows.map((r) => ({ ...r, mean: nan(r.mean), max: nan(r.max) }));
   }

@@ -23,6 +23,9 @@ export type { Layout } from './schema.ts';
 export const RUN_STATUSES = ['running', 'finished', 'failed', 'diverged', 'killed'] as const;
 export type RunStatus = (typeof RUN_STATUSES)[number];
 
+/** A running run whose heartbeat is older than this is taken for dead (its worker was killed). */
+export const LIVE_WITHIN_MS = 10 * 60_000;
+
 /** Raised for misuse of the store (unknown run, impossible status change). */
 export class StoreError extends Error {
   override name = 'StoreError';
@@ -303,16 +306,32 @@ export class RunStore {
     }
   }
 
+  /** Runs whose worker looks alive: running, with a heartbeat (or start) within LIVE_WITHIN_MS. */
+  liveRuns(now = Date.now()): RunRecord[] {
+    return this.listRuns({ status: 'running' }).filter((r) => now - Date.parse(r.heartbeatAt ?? r.startedAt) < LIVE_WITHIN_MS);
+  }
+
   /**
-   * Moves the file to the newest schema version (normlab store migrate), then
-   * repacks it. Returns the steps taken (none when it is current).
+   * Moves an existing file to the newest schema version (normlab store migrate)
+   * and repacks it. Refuses a file a live run is writing. Returns the steps taken
+   * (none when it is current).
    */
-  migrate(): string[] {
-    const version = this.db.pragma('user_version', { simple: true }) as number;
-    if (version >= SCHEMA_VERSION) return [];
-    const done = migrate(this.db, version);
-    this.db.exec('VACUUM');
-    return done;
+  static migrateFile(file: string, now = Date.now()): string[] {
+    const store = RunStore.open(file, {});
+    try {
+      const live = store.liveRuns(now);
+      if (live.length) {
+        throw new StoreError(`${file}: run ${live.map((r) => r.id).join(', ')} is writing this store (heartbeat within ${LIVE_WITHIN_MS / 60_000} minutes); migrate it once the run has ended or been stopped`);
+      }
+      const version = store.db.pragma('user_version', { simple: true }) as number;
+      if (version >= SCHEMA_VERSION) return [];
+      const done = migrate(store.db, version);
+      store.db.exec('VACUUM');
+      store.seal();
+      return done;
+    } finally {
+      store.close();
+    }
   }
 }
 
