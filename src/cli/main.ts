@@ -6,6 +6,7 @@ import { registerBench } from './bench.ts';
 import { deviceOption, selectDevice } from './common.ts';
 import { registerData } from './data.ts';
 import { registerDoctor } from './doctor.ts';
+import { registerExport } from './export.ts';
 import { registerReport } from './report.ts';
 import { registerRuns } from './runs.ts';
 import { registerStore } from './store.ts';
@@ -29,7 +30,7 @@ export async function main(argv: string[]): Promise<number> {
     .showHelpAfterError('(add --help for usage)')
     .addOption(deviceOption())
     .hook('preAction', () => selectDevice(program.opts().device));
-  for (const register of [registerTrain, registerData, registerSweep, registerRuns, registerStore, registerReport, registerAnalyze, registerVerify, registerBench, registerDoctor]) register(program, setExitCode);
+  for (const register of [registerTrain, registerData, registerSweep, registerRuns, registerStore, registerReport, registerExport, registerAnalyze, registerVerify, registerBench, registerDoctor]) register(program, setExitCode);
   try {
     await program.parseAsync(argv);
     return exitCode;

@@ -116,6 +116,8 @@ const outputSchema = z
     runs_dir: z.string().min(1).default('runs'),
     /** Absent: `<runs_dir>/normlab.sqlite`. */
     db: z.string().min(1).optional(),
+    /** Also write TensorBoard event files into the run's folder as training logs metrics. */
+    tensorboard: z.boolean().default(false),
   })
   .strict();
 
@@ -136,6 +138,8 @@ export type DataConfig = z.output<typeof dataSchema>;
 export interface OutputConfig {
   runs_dir: string;
   db: string;
+  /** TensorBoard events written live into the run's folder; absent: none. */
+  tensorboard?: boolean;
 }
 
 /**

@@ -347,10 +347,15 @@ export class RunStore {
  * (every `flushRows` rows, or on flush()), so training does not commit per step.
  * Flush before a checkpoint is written, so the store holds everything it covers.
  */
+/** Gets each batch once the store has committed it (e.g. TensorBoard events written live). */
+export interface MetricSink {
+  write(batch: MetricBatch): void;
+}
+
 export class MetricBuffer {
   private batch: Required<MetricBatch> = { scalars: [], layers: [], params: [] };
 
-  constructor(private readonly store: RunStore, readonly runId: string, private readonly flushRows = 1000) {}
+  constructor(private readonly store: RunStore, readonly runId: string, private readonly flushRows = 1000, private readonly sink?: MetricSink) {}
 
   get pending(): number {
     return this.batch.scalars.length + this.batch.layers.length + this.batch.params.length;
@@ -374,6 +379,7 @@ export class MetricBuffer {
   flush(): void {
     if (this.pending === 0) return;
     this.store.writeMetrics(this.batch);
+    this.sink?.write(this.batch);
     this.batch = { scalars: [], layers: [], params: [] };
   }
 
