@@ -1,8 +1,9 @@
-// normlab report [--sweep NAME] [--format table|md|csv|json] [--out DIR] [--step N] …
+// normlab report [--sweep NAME] [--format table|md|csv|json|html] [--out DIR] [--step N] …
 import { Option, type Command } from 'commander';
 import { hasAnalyses } from '../report/analyses.ts';
 import { runFacts } from '../report/facts.ts';
 import { gatherRuns } from '../report/gather.ts';
+import { htmlReport, writeHtml } from '../report/html/page.ts';
 import { buildReport, LONG_CSV_MODES, longCsvSize, renderReport, writeReport, type LongCsvMode } from '../report/report.ts';
 import { FORMATS, type Format } from '../report/tables.ts';
 import { UsageError } from './common.ts';
@@ -10,7 +11,7 @@ import { UsageError } from './common.ts';
 interface ReportFlags {
   sweep?: string;
   runsDir: string;
-  format: Format;
+  format: Format | 'html';
   out?: string;
   figures: string;
   longCsv: LongCsvMode | false;
@@ -40,7 +41,7 @@ export function registerReport(program: Command): void {
     .description('tables (headline perplexity, per-block diagnostics), figures and a long CSV from the stored runs')
     .option('--sweep <name>', 'only the runs of this sweep')
     .option('--runs-dir <dir>', 'where the runs are: its *.sqlite and every <run>/run.sqlite', 'runs')
-    .addOption(new Option('--format <format>', 'table format').choices(FORMATS).default('table'))
+    .addOption(new Option('--format <format>', 'table format, or html: one self-contained interactive page').choices([...FORMATS, 'html']).default('table'))
     .option('--out <dir>', 'write report.<ext>, figures/ and metrics.csv there instead of printing the tables')
     .option('--figures <kinds>', 'with --out: svg, png, svg,png or none', 'svg,png')
     .addOption(new Option('--long-csv <mode>', 'with --out: metrics.csv (every metric of every run), gzipped as metrics.csv.gz, or none').choices(LONG_CSV_MODES).default('csv'))
@@ -62,6 +63,12 @@ export function registerReport(program: Command): void {
         }
         const title = flags.title ?? (flags.sweep ? `Sweep ${flags.sweep}` : `Runs in ${flags.runsDir}`);
         const report = buildReport(facts, title);
+        if (flags.format === 'html') {
+          const html = await htmlReport(facts, title, report.summary);
+          if (!flags.out) process.stdout.write(html);
+          else console.log(`wrote ${writeHtml(flags.out, html)} (${(Buffer.byteLength(html) / 1024).toFixed(0)} KiB)`);
+          return;
+        }
         if (!flags.out) {
           process.stdout.write(renderReport(report, flags.format));
           return;
