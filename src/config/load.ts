@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import YAML, { YAMLParseError } from 'yaml';
 import { checkModelConfig, MODEL_DEFAULTS, ModelConfigError, type ModelConfig } from '../model/config.ts';
+import { nameProblem } from './names.ts';
 import { ConfigError, describe, zodProblems, type ConfigProblem } from './errors.ts';
 import { NAMED_TOKENIZERS } from '../data/hf.ts';
 import { isBuiltinTokenizer, TOKENIZER_NAMES } from '../data/tokenizers.ts';
@@ -32,14 +33,15 @@ export function resolveRunConfig(obj: unknown, source: string, dir = '.'): RunCo
   const input = parsed.data;
   const model = resolveModel(input.model, source);
   checkTokenizerFits(model, input, source);
-  const { runs_dir, db } = input.output;
+  const { runs_dir, db, tensorboard } = input.output;
   return {
-    name: input.name ?? path.parse(source).name,
+    name: checkName(input.name, source),
     ...(input.model.preset !== undefined && { model_preset: input.model.preset }),
     model,
     train: resolveTrain(input.train),
     data: { ...input.data, tokenizer: tokenizerPath(input.data.tokenizer, dir, source) },
-    output: { runs_dir, db: db ?? path.join(runs_dir, 'normlab.sqlite') },
+    // Only when asked for: every other run's resolved config stays as it was.
+    output: { runs_dir, db: db ?? path.join(runs_dir, 'normlab.sqlite'), ...(tensorboard && { tensorboard }) },
   };
 }
 
@@ -177,6 +179,15 @@ function tokenizerPath(spec: string, dir: string, source: string): string {
     throw new ConfigError(source, [{ key: 'data.tokenizer', detail: `${file}: no such file or folder; expected ${known}, or a Hugging Face tokenizer.json (or a folder holding one; a relative path is read from the config's folder)` }]);
   }
   return file;
+}
+
+/** The run's name (absent: the config file's), one safe folder name since it names the run's folder. */
+function checkName(name: string | undefined, source: string): string {
+  const resolved = name ?? path.parse(source).name;
+  const problem = nameProblem(resolved);
+  if (problem === null) return resolved;
+  const detail = name === undefined ? `the config file's name is used as the run name and is not usable: ${problem}; set name:` : problem;
+  throw new ConfigError(source, [{ key: 'name', detail }]);
 }
 
 /** Built-ins only: a tokenizer file must fit by the ids its dataset holds (checked when the data is opened). */
