@@ -291,3 +291,20 @@ test('train prepares a source named in the config on first use and reuses it aft
   assert.equal(again.code, 0, again.stderr);
   assert.equal(statSync(join(cache, key, 'meta.json')).mtimeMs, metaTime, 'reused, not rebuilt');
 });
+
+test('validation sources: exact copies of training documents are dropped, counted in meta.json and printed', () => {
+  const dir = tempDir();
+  const train = c4Documents(30, 'train');
+  const val = [...c4Documents(8, 'val'), train[3], train[17], { ...train[5], url: 'https://elsewhere.example/' }];
+  const trainFile = writeGz(dir, 'c4-train.00000-of-01024.json.gz', train);
+  const valFile = writeGz(dir, 'c4-validation.00000-of-00008.json.gz', val);
+  const r = runCli(['data', 'prepare', trainFile, '--val-source', join(dir, 'c4-validation.*.json.gz'), '--tokenizer', 'gpt2', '--out', join(dir, 'ds')]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /val {3}8 documents, [\d,]+ tokens from 1 validation source; 3 exact copies of training documents dropped/);
+  const meta = readMeta(join(dir, 'ds'));
+  assert.deepEqual([meta.train.documents, meta.val.documents, meta.split.duplicatesDropped, meta.split.valSources], [30, 8, 3, [valFile]]);
+  const both = runCli(['data', 'prepare', trainFile, '--val-source', trainFile, '--tokenizer', 'gpt2', '--out', join(dir, 'both')]);
+  assert.equal(both.code, 2);
+  assert.match(both.stderr, /named as both a training source \(data\.source\) and a validation source/);
+  assert.equal(existsSync(join(dir, 'both')), false);
+});

@@ -228,3 +228,25 @@ test('Rng is deterministic, resumable from state(), and normal() is standard', (
   assert.ok(u.every((x) => x >= 0 && x < 1));
   assert.ok(Math.abs(u.reduce((s, x) => s + x, 0) / u.length - 0.5) < 0.02);
 });
+
+test('eval_tokens scores the same leading documents whatever the batch size, token-weighted', () => {
+  const { store } = documents();
+  const T = 16;
+  const scored = (batchSize: number) => {
+    const v = validationBatches('truncate', store, batchSize, T, 1, { pad: 0 }, 100);
+    const rows: number[][] = [];
+    v.tokens.forEach((batch, i) => {
+      for (let b = 0; b < batchSize; b++) {
+        if (v.weights![i].subarray(b * T, (b + 1) * T).some((w) => w > 0)) rows.push([...batch.subarray(b * (T + 1), (b + 1) * (T + 1))]);
+      }
+    });
+    return { rows, weight: v.weights!.reduce((n, w) => n + w.reduce((a, x) => a + x, 0), 0) };
+  };
+  const two = scored(2), five = scored(5);
+  assert.deepEqual(five.rows, two.rows, 'the same documents');
+  assert.equal(five.weight, two.weight);
+  assert.ok(two.weight >= 100 && two.weight < 100 + T, `${two.weight} targets`);
+  const packed = validationBatches('packed', memoryStore(ramp(1001)), 3, T, 1, { pad: 0 }, 5 * T);
+  assert.equal(packed.tokens.length, 2);
+  assert.deepEqual(packed.weights!.map((w) => w.reduce((a, x) => a + x, 0)), [3 * T, 2 * T], 'five windows: the sixth weighs 0');
+});

@@ -10,6 +10,7 @@ import type { SetExitCode } from './main.ts';
 
 interface PrepareFlags {
   tokenizer: string;
+  valSource: string[];
   eosToken?: string;
   out: string;
   textField: string;
@@ -33,6 +34,7 @@ export function registerData(program: Command, setExitCode: SetExitCode): void {
     .requiredOption('--tokenizer <name|file>', `${[...TOKENIZER_NAMES, ...Object.keys(NAMED_TOKENIZERS)].join(', ')}, or a Hugging Face tokenizer.json (or a folder holding one)`)
     .option('--eos-token <token>', 'end-of-document token of a tokenizer.json whose files do not name one')
     .requiredOption('--out <dir>', 'dataset folder to write (replaced when its inputs changed)')
+    .option('--val-source <spec>', 'validation files or globs (repeatable), instead of a hash split; exact copies of training documents are dropped from them', (v: string, all: string[]) => [...all, v], [])
     .option('--text-field <name>', 'the JSON field holding the text', DEFAULTS.textField)
     .option('--val-fraction <x>', 'fraction of documents held out for validation', String(DEFAULTS.valFraction))
     .option('--split-seed <n>', 'seed of the train/val split by document', String(DEFAULTS.splitSeed))
@@ -59,7 +61,7 @@ async function prepare(sources: string[], flags: PrepareFlags): Promise<number> 
   const progress = flags.quiet || flags.json ? undefined : progressPrinter(Boolean(process.stderr.isTTY));
   try {
     const result = await prepareDataset({
-      sources, tokenizer: flags.tokenizer, eosToken: flags.eosToken, out: flags.out, textField: flags.textField,
+      sources, ...(flags.valSource.length > 0 && { valSources: flags.valSource }), tokenizer: flags.tokenizer, eosToken: flags.eosToken, out: flags.out, textField: flags.textField,
       valFraction: number('--val-fraction', flags.valFraction), splitSeed: integer('--split-seed', flags.splitSeed),
       skipBadLines: flags.skipBadLines, force: flags.force,
       workers: flags.workers === undefined ? undefined : integer('--workers', flags.workers),
@@ -87,6 +89,7 @@ function report(r: PrepareResult, flags: PrepareFlags): void {
       dir: r.dir, reused: r.reused, seconds: r.seconds, workers: r.workers, peakRssMiB,
       sourceBytes: r.meta.sources.reduce((n, s) => n + s.bytes, 0), textBytes: r.meta.textBytes,
       documents: train.documents + val.documents, tokens: train.tokens + val.tokens, skipped: r.meta.skipped,
+      ...(r.meta.split.valSources && { duplicatesDropped: r.meta.split.duplicatesDropped }),
     }));
     return;
   }
@@ -116,7 +119,10 @@ function describe(dir: string, meta: DatasetMeta): string {
     `pad id ${meta.pad}, largest id ${meta.maxId}${meta.maxToken === undefined ? '' : ` ${JSON.stringify(meta.maxToken)}`}, ${meta.dtype})`,
     ...(meta.tokenizerSha256 ? [`  tokenizer.json sha256 ${meta.tokenizerSha256}`] : []),
     `  train ${n(train.documents)} documents, ${n(train.tokens)} tokens in ${train.shards.length} shards`,
-    `  val   ${n(val.documents)} documents, ${n(val.tokens)} tokens (val_fraction ${meta.split.valFraction}, split_seed ${meta.split.seed})`,
+    meta.split.valSources
+      ? `  val   ${n(val.documents)} documents, ${n(val.tokens)} tokens from ${meta.split.valSources.length} validation source${meta.split.valSources.length === 1 ? '' : 's'}; ` +
+        `${n(meta.split.duplicatesDropped ?? 0)} exact copies of training documents dropped`
+      : `  val   ${n(val.documents)} documents, ${n(val.tokens)} tokens (val_fraction ${meta.split.valFraction}, split_seed ${meta.split.seed})`,
     `  from ${meta.sources.length} source${meta.sources.length === 1 ? '' : 's'}: ${meta.sources.slice(0, 3).map((s) => s.source).join(', ')}${meta.sources.length > 3 ? ', …' : ''}`,
     ...(meta.skipped.badLines + meta.skipped.emptyDocuments > 0
       ? [`  skipped ${n(meta.skipped.badLines)} bad lines and ${n(meta.skipped.emptyDocuments)} empty documents`]

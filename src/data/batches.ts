@@ -132,23 +132,34 @@ function truncatedRows(split: TokenStore, T: number, { pad, keepEnd }: RowEnds):
 /**
  * The validation batches: the first n batches of the split in order (fewer if
  * it is short), consecutive windows (packed) or the first documents (truncate,
- * with their loss weights).
+ * with their loss weights). With `tokens`, as many leading rows as hold that
+ * many real targets instead, whatever the batch size (rows past them in the
+ * last batch weigh 0), so every run of a study scores the same tokens.
  */
 export function validationBatches(
-  mode: Batching, split: TokenStore, batchSize: number, seqLen: number, n: number, ends: RowEnds,
+  mode: Batching, split: TokenStore, batchSize: number, seqLen: number, n: number, ends: RowEnds, tokens?: number,
 ): { tokens: Int32Array[]; weights?: Float32Array[] } {
   const rows = mode === 'packed' ? packedRows(split, seqLen) : truncatedRows(split, seqLen, ends);
-  const count = Math.min(n, Math.floor(rows.count / batchSize));
-  if (count < 1) throw tooShort('val', split, mode, seqLen, batchSize);
-  const tokens = Array.from({ length: count }, () => new Int32Array(batchSize * (seqLen + 1)));
+  const scratch = new Int32Array(seqLen + 1);
+  const wanted = tokens === undefined ? undefined : rowsHolding(rows, tokens, scratch);
+  const count = wanted === undefined ? Math.min(n, Math.floor(rows.count / batchSize)) : Math.ceil(wanted / batchSize);
+  if (count < 1 || (wanted !== undefined && count * batchSize > rows.count)) throw tooShort('val', split, mode, seqLen, batchSize);
+  const batches = Array.from({ length: count }, () => new Int32Array(batchSize * (seqLen + 1)));
   const weights = Array.from({ length: count }, () => new Float32Array(batchSize * seqLen));
-  tokens.forEach((batch, i) => {
+  batches.forEach((batch, i) => {
     for (let b = 0; b < batchSize; b++) {
       const real = rows.read(i * batchSize + b, batch, b);
-      weights[i].fill(1, b * seqLen, b * seqLen + real);
+      if (wanted === undefined || i * batchSize + b < wanted) weights[i].fill(1, b * seqLen, b * seqLen + real);
     }
   });
-  return mode === 'truncate' ? { tokens, weights } : { tokens };
+  return mode === 'truncate' || wanted !== undefined ? { tokens: batches, weights } : { tokens: batches };
+}
+
+/** How many leading rows hold at least `tokens` real targets (all of them if fewer). */
+function rowsHolding(rows: Rows, tokens: number, scratch: Int32Array): number {
+  let sum = 0, r = 0;
+  while (sum < tokens && r < rows.count) sum += rows.read(r++, scratch, 0);
+  return r;
 }
 
 function tooShort(split: string, store: TokenStore, mode: Batching, seqLen: number, batchSize = 1): DataError {

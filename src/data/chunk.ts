@@ -4,6 +4,7 @@
 // the tokenizer's post-processor already put it there). A bad line is an error naming file and line, or,
 // with skipBadLines, counted and left out.
 
+import { createHash } from 'node:crypto';
 import { dtypeFor, newTokenArray, type TokenArray } from './dataset.ts';
 import { DataError } from './errors.ts';
 import type { Chunk } from './read.ts';
@@ -12,6 +13,8 @@ import type { BatchTokenizer } from './tokenizers.ts';
 export interface ChunkOptions {
   textField: string;
   skipBadLines: boolean;
+  /** Also return each document's text hash (duplicates between train and validation). */
+  hashDocuments?: boolean;
 }
 
 export interface ChunkResult {
@@ -23,6 +26,8 @@ export interface ChunkResult {
   maxId: number;
   /** UTF-8 bytes of the documents' text (what throughput is measured in). */
   textBytes: number;
+  /** With hashDocuments: each document's text hash, in order. */
+  hashes?: string[];
   emptyDocuments: number;
   badLines: number;
   /** The first few bad lines' messages, for the summary. */
@@ -51,11 +56,15 @@ export async function tokenizeChunk(chunk: Chunk, tok: BatchTokenizer, opts: Chu
   }
   const { ids, errors } = await tok.encodeBatch(batch);
   const docs: ArrayLike<number>[] = [];
+  const hashes: string[] = [];
   ids.forEach((doc, i) => {
     if (doc === null) bad(`${labels[i]}: ${errors[i]}`);
-    else docs.push(doc);
+    else {
+      docs.push(doc);
+      if (opts.hashDocuments) hashes.push(createHash('sha1').update(batch[i]).digest('base64'));
+    }
   });
-  return { ...concatenate(docs, tok.info), ...result };
+  return { ...concatenate(docs, tok.info), ...result, ...(opts.hashDocuments && { hashes }) };
 }
 
 type Text = { label: string; text?: string; error?: string };

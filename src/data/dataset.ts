@@ -56,7 +56,8 @@ export interface DatasetMeta {
   dtype: Dtype;
   textField: string;
   sources: SourceRecord[];
-  split: { rule: string; seed: number; valFraction: number };
+  /** With validation sources: their files, and how many of their documents were dropped as exact copies of training documents. */
+  split: { rule: string; seed: number; valFraction: number; valSources?: string[]; duplicatesDropped?: number };
   train: SplitRecord;
   val: SplitRecord;
   /** UTF-8 bytes of the documents' text, uncompressed. */
@@ -69,6 +70,7 @@ export interface DatasetMeta {
 /** How a dataset's truncated rows end (batches.ts). */
 export const rowEnds = (meta: DatasetMeta) => ({ pad: meta.pad, ...(meta.appendsEnd && { keepEnd: meta.eot }) });
 
+export const SOURCE_SPLIT_RULE = 'training sources are train; validation sources are val, less documents whose text equals a training document\'s';
 export const SPLIT_RULE = 'document i (0-based, in source order) is validation iff hash32(seed, i) / 2^32 < valFraction';
 
 export const bytesPerToken = (dtype: Dtype) => ({ uint8: 1, uint16: 2, uint32: 4 })[dtype];
