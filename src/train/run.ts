@@ -89,7 +89,8 @@ export async function executeRun(opts: RunOptions): Promise<RunResult> {
   const { config, store } = opts;
   checkFitsBackend(config, opts.backend);
   const { replica } = opts;
-  const data = rankShare(opts.data ?? await trainingData(config), config, replica);
+  // Rank 0 prepares the data (into a cache every rank shares) before the others read it.
+  const data = rankShare(opts.data ?? await (replica ? replica.firstOnRankZero(() => trainingData(config)) : trainingData(config)), config, replica);
   const identity = runIdentity(config);
   onlyRankZero(replica, () => {
     if (opts.restart) rmSync(join(identity.dir, 'checkpoints'), { recursive: true, force: true });
