@@ -136,7 +136,7 @@ function groupingKeys(configs: RunConfig[], sizeLabels: string[]): string[] {
     sizeLabels[i] === sizeLabels[j] && JSON.stringify(a[k]) !== JSON.stringify(b[k]))));
 }
 
-function flatten(obj: object, prefix = ''): Record<string, unknown> {
+export function flatten(obj: object, prefix = ''): Record<string, unknown> {
   return Object.fromEntries(Object.entries(obj).flatMap(([k, v]) =>
     v !== null && typeof v === 'object' && !Array.isArray(v) ? Object.entries(flatten(v, `${prefix}${k}.`)) : [[`${prefix}${k}`, v]]));
 }

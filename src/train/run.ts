@@ -13,6 +13,7 @@ import { MetricBuffer, type RunStore } from '../store/store.ts';
 import { writeFileDurably } from '../model/safetensors.ts';
 import { cheapAnalysisRows } from '../analyze/analyses.ts';
 import { AnalysisStore } from '../store/analyses.ts';
+import { LiveEvents } from '../tensorboard/runs.ts';
 import { checkFitsBackend } from './memory.ts';
 import { train, type TrainHooks, type TrainingData, type TrainOutcome } from './trainer.ts';
 import { onlyRankZero, rankRows, type Replica, silentLog } from '../distributed/replica.ts';
@@ -110,7 +111,9 @@ export async function executeRun(opts: RunOptions): Promise<RunResult> {
   }
   const parameters = parameterCount(config.model);
   log.info({ run: identity.id, backend: opts.backend, versions: opts.versions, parameters, trainTokens: data.tokens }, 'start');
-  const metrics = new MetricBuffer(store, identity.id);
+  // TensorBoard events follow the store: each committed metric batch is written to the run's folder too.
+  const events = config.output.tensorboard ? LiveEvents.open(identity.dir, config) : undefined;
+  const metrics = new MetricBuffer(store, identity.id, undefined, events);
   let analyses: AnalysisStore | undefined;
   const analysisStore = () => (analyses ??= AnalysisStore.open(store.file));
   let outcome: TrainOutcome;
@@ -118,7 +121,10 @@ export async function executeRun(opts: RunOptions): Promise<RunResult> {
     outcome = await train({
       config, configHash: identity.hash, runDir: identity.dir, data, metrics, log,
       resume: !opts.restart,
-      deleteMetricsAfter: (step) => store.deleteMetricsAfter(identity.id, step),
+      deleteMetricsAfter: (step) => {
+        store.deleteMetricsAfter(identity.id, step);
+        events?.resumeAfter(step);
+      },
       recordAnalysis: (step, forward) => {
         for (const [name, rows] of Object.entries(cheapAnalysisRows(forward))) analysisStore().write(identity.id, step, name, rows);
       },
@@ -136,6 +142,7 @@ export async function executeRun(opts: RunOptions): Promise<RunResult> {
   } catch (e) {
     metrics.flush();
     store.setStatus(identity.id, 'failed', { error: (e as Error).message });
+    events?.end('failed');
     log.error({ err: e }, 'failed');
     throw e;
   } finally {
@@ -144,6 +151,7 @@ export async function executeRun(opts: RunOptions): Promise<RunResult> {
   store.heartbeat(identity.id, outcome.step);
   if (outcome.status === 'diverged') store.setStatus(identity.id, 'diverged', { divergedStep: outcome.step, error: outcome.reason });
   else store.setStatus(identity.id, outcome.status);
+  events?.end(outcome.status);
   // Rows arrive step by step across series, leaving pages part-filled: repack once at the end.
   if (outcome.status !== 'killed') store.compact();
   log.info({ outcome, numTensors: tf.memory().numTensors }, 'end');

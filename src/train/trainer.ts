@@ -15,7 +15,7 @@ import { faultPoint } from './faults.ts';
 import { applyTvr } from './tvr.ts';
 import type { MetricBuffer } from '../store/store.ts';
 import { AdamW, clipFactor } from './adamw.ts';
-import { latestGoodCheckpoint, removeUnfinishedCheckpoints, saveCheckpoint, toTensors } from './checkpoint.ts';
+import { latestGoodCheckpoint, removeUnfinishedCheckpoints, saveCheckpoint, type SaveOptions } from './checkpoint.ts';
 import { evaluate } from './evaluate.ts';
 import { learningRate } from './schedule.ts';
 import { lossAndGrads } from './step.ts';
@@ -109,17 +109,24 @@ function restoreOrInit(ctx: TrainContext): State {
     ctx.deleteMetricsAfter(0);
     return { model, params, optimizer: new AdamW(optimizerConfig(config), params), step: 0 };
   }
+  const { params, moments } = checkpoint;
   if (checkpoint.state.configHash !== ctx.configHash) {
+    tf.dispose([...Object.values(params), ...Object.values(moments!.m), ...Object.values(moments!.v)]);
     throw new Error(`${checkpoint.dir}: checkpoint was written for config ${checkpoint.state.configHash}, not ${ctx.configHash}; resume with the run's own config`);
   }
-  const params = toTensors(checkpoint.params);
-  const optimizer = new AdamW(optimizerConfig(config), params, {
-    m: toTensors(checkpoint.moments.m), v: toTensors(checkpoint.moments.v), step: checkpoint.state.optimizerStep,
-  });
+  const optimizer = new AdamW(optimizerConfig(config), params, { ...moments!, step: checkpoint.state.optimizerStep });
   ctx.data.seek(checkpoint.state.dataPosition);
   ctx.deleteMetricsAfter(checkpoint.state.step);
   ctx.hooks?.onResume?.(checkpoint.state.step, checkpoint.dir);
   return { model, params, optimizer, step: checkpoint.state.step };
+}
+
+function checkpointOptions(ctx: TrainContext): SaveOptions {
+  const { train } = ctx.config;
+  return {
+    keep: train.keep_checkpoints, shardBytes: train.checkpoint_shard_size, onNoSpace: train.on_checkpoint_no_space,
+    tokenizer: ctx.config.data.tokenizer, warn: ctx.hooks?.warn,
+  };
 }
 
 async function checkpoint(ctx: TrainContext, s: State): Promise<void> {
@@ -131,9 +138,9 @@ async function checkpoint(ctx: TrainContext, s: State): Promise<void> {
     join(ctx.runDir, 'checkpoints'), ctx.config.model, ctx.config.train.seq_len, s.params,
     { m: s.optimizer.m, v: s.optimizer.v },
     { step: s.step, optimizerStep: s.optimizer.step, dataPosition: ctx.data.position(), configHash: ctx.configHash },
-    ctx.config.train.keep_checkpoints,
+    checkpointOptions(ctx),
   );
-  ctx.log.info({ step: s.step, dir }, 'checkpoint');
+  if (dir) ctx.log.info({ step: s.step, dir }, 'checkpoint');
 }
 
 function isDue(step: number, every: number, last: number): boolean {
