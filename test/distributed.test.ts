@@ -83,9 +83,9 @@ function writeRun(dir: string, train: object = {}): string {
   const config = {
     name: 'dp',
     model: { preset: 'nano', n_layers: 2 },
-    train: { steps: 8, batch_size: 4, seq_len: 32, lr: 3e-3, warmup_steps: 2, eval_every: 4, eval_batches: 2, diag_every: 2, checkpoint_every: 2, log_every: 1, ...train },
+    train: { steps: 8, batch_size: 4, seq_len: 32, lr: 3e-3, warmup_steps: 2, eval_every: 4, eval_batches: 2, diag_every: 2, checkpoint_every: 2, log_every: 1, analyze_every: 4, ...train },
     data: { source: docs, tokenizer: 'byte', batching: 'truncate', val_fraction: 0.2 },
-    output: { runs_dir: join(dir, 'runs') },
+    output: { runs_dir: join(dir, 'runs'), tensorboard: true },
   };
   writeFileSync(join(dir, 'config.yaml'), stringify(config));
   return join(dir, 'config.yaml');
@@ -139,9 +139,11 @@ test('2 Gloo ranks train as one process with the same global batch: losses and p
     // moves the update by a little; 1% of one step's size (lr) bounds that.
     assert.ok(worst < 0.01 * 3e-3, `${key}: largest difference ${worst}`);
   }
-  // Only rank 0 wrote: one run, one log.
+  // Only rank 0 wrote: one run, and as many TensorBoard event files as one process writes.
   const runs = readdirSync(join(parallel, 'runs')).filter((n) => n.startsWith('dp-'));
   assert.equal(runs.length, 1);
+  const files = (d: string) => readdirSync(join(d, 'runs'), { recursive: true }).map(String).filter((f) => !f.includes('.cache')).map((f) => f.replace(/^dp-\w+/, 'dp').replace(/\d{10,}\.\S+/, 'N')).sort();
+  assert.deepEqual(files(parallel), files(single));
 });
 
 function childRank(parent: ChildProcess, rank: number): number {
