@@ -3,13 +3,16 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import * as tf from '@tensorflow/tfjs';
+import { torchDevice, torchMemory } from '../backend/torch/index.ts';
 import { loadRunConfig } from '../config/load.ts';
 import type { RunConfig } from '../config/schema.ts';
 import { RunStore } from '../store/store.ts';
 import { checkFitsBackend } from '../train/memory.ts';
+import { resolvePrecision } from '../train/precision.ts';
 import { executeRun, readRunConfig, type RunData, runIdentity, trainingData } from '../train/run.ts';
 import { backendOption, startBackend, UsageError } from './common.ts';
 import type { SetExitCode } from './main.ts';
+import { describePlan } from './plan.ts';
 import { progressFor } from './progress.ts';
 import { rankEnv } from '../distributed/launch-env.ts';
 import { collectiveTimeoutSeconds, dataParallelBackend } from '../distributed/process-group.ts';
@@ -26,6 +29,7 @@ interface TrainFlags {
   resume?: string;
   restart?: boolean;
   quiet?: boolean;
+  dryRun?: boolean;
   nprocPerNode?: string;
 }
 
@@ -52,9 +56,16 @@ export function registerTrain(program: Command, setExitCode: SetExitCode): void 
     .option('--resume <run>', 'continue a run (its id under runs/, or its folder) from its last good checkpoint')
     .option('--restart', 'discard the run\'s checkpoints and metrics and train from step 0')
     .option('--quiet', 'print nothing but errors')
+    .option('--dry-run', 'print the plan (normlab plan) and whether it fits, train nothing, write nothing')
     .option('--nproc-per-node <n>', 'data parallel: train as N ranks on this machine (one per GPU, or sharing the cores) over c10d')
     .action(async (file: string | undefined, flags: TrainFlags) => {
       const config = resolveConfig(file, flags);
+      if (flags.dryRun) {
+        const backend = await startBackend(flags.backend);
+        for (const line of describePlan(config, backend.name)) console.log(line);
+        checkFitsBackend(config, backend.name);
+        return;
+      }
       const identity = runIdentity(config);
       // Under torchrun or srun this process is one rank; --nproc-per-node then means nothing more.
       const launch = rankEnv();
@@ -72,6 +83,7 @@ export function registerTrain(program: Command, setExitCode: SetExitCode): void 
       try {
         // Everything that can refuse the run does so before a file is written.
         checkFitsBackend(config, backend.name);
+        const precision = resolvePrecision(config, backend.name);
         // Rank 0 prepares the data (into a cache all ranks share) before the others read it.
         const data = replica ? await replica.firstOnRankZero(() => trainingData(config)) : await trainingData(config);
         const store = onlyRankZero(replica, () => RunStore.open(config.output.db), sink<RunStore>);
@@ -79,7 +91,7 @@ export function registerTrain(program: Command, setExitCode: SetExitCode): void 
         try {
           const say = (text: string) => { if (!quiet) console.log(text); };
           const ranksNote = launch ? `  data parallel ${launch.worldSize} ranks (${launch.launcher})` : '';
-          say(`run ${identity.id}  backend ${backend.name} (${backend.version})${ranksNote}  ${identity.dir}`);
+          say(`run ${identity.id}  backend ${backend.name} (${backend.version}), ${precision}${ranksNote}  ${identity.dir}`);
           setExitCode(await trainWithSignals(config, store, data, backend, { ...flags, quiet }, say, replica));
         } finally {
           store.close();
@@ -160,7 +172,10 @@ async function trainWithSignals(
     progress.stop();
     const sorted = [...stepTimes].sort((a, b) => a - b);
     const median = sorted[Math.floor(sorted.length / 2)] ?? 0;
-    say(`${outcome.status} at step ${outcome.step}: ${parameters.toLocaleString('en')} parameters, median step ${median.toFixed(0)} ms, peak RSS ${(peakRss / 2 ** 20).toFixed(0)} MiB, tensor memory ${(tf.memory().numBytes / 2 ** 20).toFixed(1)} MiB`);
+    // The run's tensors are freed by now: the torch backend's allocator peak says something (it counts CPU memory only); others have none.
+    const tensorPeak = torchDevice() === 'cpu' ? torchMemory()?.peakAllocatedBytes : undefined;
+    const tensors = tensorPeak === undefined ? '' : `, native tensor peak ${(tensorPeak / 2 ** 20).toFixed(0)} MiB`;
+    say(`${outcome.status} at step ${outcome.step}: ${parameters.toLocaleString('en')} parameters, median step ${median.toFixed(0)} ms, peak RSS ${(peakRss / 2 ** 20).toFixed(0)} MiB${tensors}`);
     switch (outcome.status) {
       case 'finished':
         say(`validation loss ${outcome.validation.loss.toFixed(4)}, perplexity ${outcome.validation.perplexity.toFixed(2)}; metrics in ${config.output.db} (run ${identity.id})`);

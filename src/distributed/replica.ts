@@ -70,29 +70,6 @@ export function replicaOf(group: ProcessGroup): Replica {
   };
 }
 
-/**
- * The global mean loss and gradients of a step from this rank's mean `loss`
- * over its `tokens` real targets: all-reduce SUM of [n·g…, n·loss, n], then
- * divided by the global count (TEAM.md's shared design: G / N, S / N).
- * Takes ownership of `loss` and `grads`.
- */
-export function globalMean(
-  replica: Replica, loss: tf.Scalar, grads: Record<string, tf.Tensor>, tokens: tf.Scalar,
-): { loss: tf.Scalar; grads: Record<string, tf.Tensor> } {
-  const keys = Object.keys(grads);
-  const local = tf.tidy(() => [...keys.map((k) => grads[k]!.mul(tokens)), loss.mul(tokens), tokens.clone()]);
-  tf.dispose([loss, tokens, ...Object.values(grads)]);
-  const summed = replica.allReduce(local);
-  tf.dispose(local);
-  const total = summed[summed.length - 1]!;
-  const out = tf.tidy(() => ({
-    loss: summed[keys.length]!.div(total) as tf.Scalar,
-    grads: Object.fromEntries(keys.map((k, i) => [k, summed[i]!.div(total)])),
-  }));
-  tf.dispose(summed);
-  return out;
-}
-
 /** Rows [rank·B/W, (rank+1)·B/W) of a global batch of B rows: each rank's share, so together they see the single-process batch. */
 export function rankRows<T extends Int32Array | Float32Array>(batch: T, replica: Replica, rows: number): T {
   const width = batch.length / rows, share = rows / replica.worldSize;

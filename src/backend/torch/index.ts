@@ -49,3 +49,13 @@ export async function useTorch(device: TorchDevice, cudaIndex = 0): Promise<Torc
 export function torchMemory(): ReturnType<TorchBackend['memory']> | undefined {
   return tf.getBackend() === 'torch' ? (tf.backend() as TorchBackend).memory() : undefined;
 }
+
+/** Sets the torch backend's product precision (native/src/addon.cc setPrecision); it must be the active backend. */
+export function setTorchPrecision(precision: 'fp32' | 'tf32' | 'bf16'): void {
+  loadAddon().setPrecision(precision);
+}
+
+/** The torch backend's device ('cpu', 'cuda:0'), or undefined when another backend is active. */
+export function torchDevice(): string | undefined {
+  return tf.getBackend() === 'torch' ? loadAddon().info().device : undefined;
+}
