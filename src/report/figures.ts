@@ -3,7 +3,7 @@
 // and perplexity against model size.
 import { groupProfile, perplexityStat, slug } from './build.ts';
 import { orderedGroups, orderedSizes, STRATEGY_COLOURS, type RunFacts, type Size } from './facts.ts';
-import { envelope, HEAT_COLUMNS, heatBins, PLOT_COLUMNS, pointsCaption, stepBins, type Envelope, type StepBins } from './reduce.ts';
+import { envelope, HEAT_COLUMNS, heatBins, PLOT_COLUMNS, pointsCaption, stepBins, type Envelope, type HeatBins, type StepBins } from './reduce.ts';
 import { ema, LOSS_SMOOTHING } from './smooth.ts';
 import { dotPlot, heatmap, linePlot, type DotGroup, type Series } from './svg.ts';
 
@@ -43,10 +43,11 @@ export function figures(facts: RunFacts[], title: string, smoothing = LOSS_SMOOT
     const here = facts.filter((f) => f.size.label === size.label);
     const suffix = sizes.length > 1 ? `-${slug(size.label)}` : '';
     const at = `${title} — ${size.label}`;
+    const grads = gradBins(here);
     return [
       { name: `loss${suffix}`, title: `Loss curves${sizes.length > 1 ? `, ${size.label}` : ''}`, ...lossFigure(here, at, smoothing) },
-      { name: `grad-norm-heatmap${suffix}`, title: 'Gradient norm by block and step', ...gradHeatmap(here, at, 'mean') },
-      ...(needsMaxPanel(here) ? [{ name: `grad-norm-max-heatmap${suffix}`, title: 'Largest gradient norm by block and step bucket', ...gradHeatmap(here, at, 'max') }] : []),
+      { name: `grad-norm-heatmap${suffix}`, title: 'Gradient norm by block and step', ...gradHeatmap(grads, at, 'mean') },
+      ...(needsMaxPanel(here) ? [{ name: `grad-norm-max-heatmap${suffix}`, title: 'Largest gradient norm by block and step bucket', ...gradHeatmap(grads, at, 'max') }] : []),
       { name: `grad-norm-depth${suffix}`, title: 'Gradient norm against depth', svg: gradDepth(here, at) },
       { name: `output-variance-depth${suffix}`, title: 'Output variance against depth', svg: varianceDepth(here, at) },
     ];
@@ -111,29 +112,32 @@ function needsMaxPanel(facts: RunFacts[]): boolean {
   return facts.some((f) => f.gradNorm.steps > HEAT_COLUMNS);
 }
 
-function gradHeatmap(facts: RunFacts[], title: string, pick: 'mean' | 'max'): { svg: string; caption: string } {
-  // One panel per run, a row per strategy and a column per seed: an average would hide a seed whose gradients vanished.
-  const seeds = [...new Set(facts.map((f) => f.seed))].sort((a, b) => a - b);
-  let points = 0, width = 1;
-  const panels = orderedGroups(facts).flatMap((g) => facts.filter((f) => f.group === g).sort((a, b) => a.seed - b.seed)).map((run) => {
+/** Each run's gradient norms binned into step buckets in SQL, once for both heatmaps. */
+function gradBins(facts: RunFacts[]): { run: RunFacts; heat: HeatBins }[] {
+  return orderedGroups(facts).flatMap((g) => facts.filter((f) => f.group === g).sort((a, b) => a.seed - b.seed)).map((run) => {
     const p = run.gradNorm;
     const bins = stepBins(p.firstStep ?? 0, p.lastStep ?? 0, HEAT_COLUMNS);
-    const heat = heatBins(bins, run.size.layers, p.steps ? run.source.store.layerBuckets(run.id, 'grad_norm', bins) : []);
-    points += heat.points;
-    width = Math.max(width, bins.width);
-    return {
-      title: `${run.group}, seed ${run.seed}${run.status === 'diverged' ? ' (diverged)' : ''}`,
-      xs: heat.steps,
-      ys: Array.from({ length: run.size.layers }, (_, b) => b + 1),
-      values: heat[pick],
-    };
+    return { run, heat: heatBins(bins, run.size.layers, p.steps ? run.source.store.layerBuckets(run.id, 'grad_norm', bins) : []) };
   });
+}
+
+function gradHeatmap(runs: { run: RunFacts; heat: HeatBins }[], title: string, pick: 'mean' | 'max'): { svg: string; caption: string } {
+  // One panel per run, a row per strategy and a column per seed: an average would hide a seed whose gradients vanished.
+  const seeds = new Set(runs.map((r) => r.run.seed)).size;
+  const points = runs.reduce((n, r) => n + r.heat.points, 0);
+  const width = runs.reduce((w, r) => Math.max(w, r.heat.bins.width), 1);
+  const panels = runs.map(({ run, heat }) => ({
+    title: `${run.group}, seed ${run.seed}${run.status === 'diverged' ? ' (diverged)' : ''}`,
+    xs: heat.steps,
+    ys: Array.from({ length: run.size.layers }, (_, b) => b + 1),
+    values: heat[pick],
+  }));
   const what = pick === 'max' ? 'largest' : 'mean';
   return {
     svg: heatmap({
       title: `Gradient norm of each block over training${pick === 'max' ? ' (largest per step bucket)' : ''}`, subtitle: title,
       x: { label: width > 1 ? 'step (bucket start)' : 'step' }, y: { label: 'block (1 = nearest the embedding)' },
-      colour: { label: `${pick === 'max' ? 'largest ' : ''}gradient norm (L2)`, log: true }, panels, columns: Math.min(seeds.length, 4),
+      colour: { label: `${pick === 'max' ? 'largest ' : ''}gradient norm (L2)`, log: true }, panels, columns: Math.min(seeds, 4),
     }),
     caption: `${pointsCaption(points)}${width > 1 ? `; each cell the ${what} of up to ${width} steps` : ''}.`,
   };

@@ -162,14 +162,17 @@ export async function writeLongCsv(file: string, facts: RunFacts[]): Promise<Lon
         rows++;
         if (chunk.length > 1 << 16) { await sink.write(chunk); chunk = ''; }
       };
-      let name = '', field = '';
-      for (const m of f.source.store.metricRows(f.id)) {
-        if (m.name !== name) { name = m.name; field = csvField(name); }
-        const layer = m.kind === 'layer' ? String(m.index) : '';
-        const param = m.kind === 'param' ? csvField(String(m.index)) : '';
-        chunk += `${prefix},${m.kind},${field},${m.step},${layer},,${param},${m.value}\n`;
-        rows++;
-        if (chunk.length > 1 << 16) { await sink.write(chunk); chunk = ''; }
+      for (const c of f.source.store.metricChunks(f.id)) {
+        const head = `${prefix},${c.kind},${csvField(c.name)},`;
+        for (const [step, index, value] of c.rows) {
+          const layer = c.kind === 'layer' ? index : '';
+          const param = c.kind === 'param' ? csvField(index as string) : '';
+          // NaN is stored as NULL; write it as JS does.
+          chunk += `${head}${step},${layer},,${param},${value ?? NaN}\n`;
+        }
+        rows += c.rows.length;
+        await sink.write(chunk);
+        chunk = '';
       }
       const file = f.source.store.file;
       const reader = readers.get(file) ?? readers.set(file, AnalysisReader.open(file)).get(file)!;
