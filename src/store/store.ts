@@ -342,16 +342,16 @@ export class RunStore {
   }
 }
 
-/**
- * Collects metric rows for one run and writes them in batched transactions
- * (every `flushRows` rows, or on flush()), so training does not commit per step.
- * Flush before a checkpoint is written, so the store holds everything it covers.
- */
 /** Gets each batch once the store has committed it (e.g. TensorBoard events written live). */
 export interface MetricSink {
   write(batch: MetricBatch): void;
 }
 
+/**
+ * Collects metric rows for one run and writes them in batched transactions
+ * (every `flushRows` rows, or on flush()), so training does not commit per step.
+ * Flush before a checkpoint is written, so the store holds everything it covers.
+ */
 export class MetricBuffer {
   private batch: Required<MetricBatch> = { scalars: [], layers: [], params: [] };
 
