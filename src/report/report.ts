@@ -167,10 +167,10 @@ export async function writeLongCsv(file: string, facts: RunFacts[]): Promise<Lon
           const param = c.kind === 'param' ? csvField(index as string) : '';
           // NaN is stored as NULL; write it as JS does.
           chunk += `${head}${step},${layer},,${param},${value ?? NaN}\n`;
+          // Short-lived strings: written every 64K characters, they die young.
+          if (chunk.length > 1 << 16) { await sink.write(chunk); chunk = ''; }
         }
         rows += c.rows.length;
-        await sink.write(chunk);
-        chunk = '';
       }
       const file = f.source.store.file;
       const reader = readers.get(file) ?? readers.set(file, AnalysisReader.open(file)).get(file)!;

@@ -20,11 +20,11 @@ export type MetricKind = 'scalar' | 'layer' | 'param';
 
 export interface MetricRow { kind: MetricKind; step: number; name: string; index: number | string | null; value: number }
 
-/** Rows of one metric as [step, index, value] (index: null, the layer, or the parameter; value null for NaN), ≤ ~100,000 at a time. */
+/** Rows of one metric as [step, index, value] (index: null, the layer, or the parameter; value null for NaN), ~CHUNK_ROWS at a time. */
 export interface MetricChunk { kind: MetricKind; name: string; rows: [number, number | string | null, number | null][] }
 
-/** Rows per chunk: large enough that reading is one call per chunk, small enough to hold. */
-export const CHUNK_ROWS = 100_000;
+/** Rows per chunk: one SQLite call reads many rows, and a chunk dies young (garbage collected cheaply). */
+export const CHUNK_ROWS = 10_000;
 
 /** Buckets of whole steps (report/reduce.ts StepBins): bucket = clamp(floor((step − x0) / width), 0, count − 1). */
 export interface StepBuckets { x0: number; width: number; count: number }

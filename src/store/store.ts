@@ -138,6 +138,9 @@ export class RunStore {
     const db = new Database(file, { readonly: true, fileMustExist: true });
     try {
       db.pragma('busy_timeout = 10000');
+      // A report opens every run's file and reads each once, in order: a 2 MiB page
+      // cache per file (not better-sqlite3's 16) keeps a sweep's memory flat.
+      db.pragma('cache_size = -2048');
       return [db, db.pragma('user_version', { simple: true }) as number];
     } catch (e) {
       db.close();
@@ -291,7 +294,7 @@ export class RunStore {
     }
   }
 
-  /** The same rows in chunks of up to ~100,000 (one SQLite call each): the fast path for long exports. */
+  /** The same rows in chunks of ~10,000 (one SQLite call each): the fast path for long exports. */
   metricChunks(runId: string): Generator<MetricChunk> {
     return this.metrics.chunks(runId);
   }
