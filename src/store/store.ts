@@ -290,7 +290,8 @@ export class RunStore {
   /** Every metric row of one run, kind by kind, grouped by metric name, for exports; `index` is the layer, the parameter, or null. */
   *metricRows(runId: string): Generator<MetricRow> {
     for (const c of this.metrics.chunks(runId)) {
-      for (const [step, index, value] of c.rows) yield { kind: c.kind, step, name: c.name, index, value: value ?? NaN };
+      if (c.index !== undefined) for (const [step, value] of c.rows) yield { kind: c.kind, step, name: c.name, index: c.index, value: value ?? NaN };
+      else for (const [step, index, value] of c.rows) yield { kind: c.kind, step, name: c.name, index, value: value ?? NaN };
     }
   }
 
