@@ -13,6 +13,7 @@ import type { RunFacts } from './facts.ts';
 import { figures as makeFigures, type Figure } from './figures.ts';
 import { svgToPng } from './png.ts';
 import { csvField, jsonTable, renderTable, type Format, type Table } from './tables.ts';
+import { LOSS_SMOOTHING } from './smooth.ts';
 
 export interface Report {
   title: string;
@@ -33,7 +34,8 @@ export interface LongCsv {
   rows: number;
 }
 
-export function buildReport(facts: RunFacts[], title: string): Report {
+/** `smoothing`: the EMA weight of the line drawn over the raw training loss in the loss figures (0: none). */
+export function buildReport(facts: RunFacts[], title: string, smoothing = LOSS_SMOOTHING): Report {
   const counts = new Map<string, number>();
   for (const f of facts) counts.set(f.status, (counts.get(f.status) ?? 0) + 1);
   const backends = [...new Set(facts.map((f) => f.backend))].join(', ');
@@ -42,7 +44,7 @@ export function buildReport(facts: RunFacts[], title: string): Report {
     title,
     summary: `${facts.length} runs (${[...counts].map(([s, n]) => `${n} ${s}`).join(', ')}); backend ${backends}.${analysed ? ` Layer analyses of ${analysed} of them.` : ''}`,
     tables: [headlineTable(facts), depthProfileTable(facts), depthProfileRunsTable(facts), ...layerTables(facts), runsTable(facts)],
-    figures: makeFigures(facts, title),
+    figures: makeFigures(facts, title, smoothing),
     analysisTables: analysisTables(facts),
     analysisFigures: analysisFigures(facts, title),
   };
