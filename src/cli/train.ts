@@ -14,9 +14,9 @@ import { backendOption, startBackend, UsageError } from './common.ts';
 import type { SetExitCode } from './main.ts';
 import { describePlan } from './plan.ts';
 import { progressFor } from './progress.ts';
-import { rankEnv, type RankEnv } from '../distributed/launch-env.ts';
-import { collectiveTimeoutSeconds, dataParallelBackend, initProcessGroup, type ProcessGroup } from '../distributed/process-group.ts';
-import { onlyRankZero, type Replica, replicaOf, sink } from '../distributed/replica.ts';
+import { rankEnv } from '../distributed/launch-env.ts';
+import { collectiveTimeoutSeconds, dataParallelBackend } from '../distributed/process-group.ts';
+import { joinDataParallel, onlyRankZero, type Replica, sink } from '../distributed/replica.ts';
 import { runRanks } from '../distributed/spawn-ranks.ts';
 import { VERSION } from './version.ts';
 
@@ -79,14 +79,13 @@ export function registerTrain(program: Command, setExitCode: SetExitCode): void 
         return;
       }
       const backend = await startBackend(flags.backend, launch?.localRank);
-      const group = launch && joinRanks(launch, config);
-      const replica = group && replicaOf(group);
+      const replica = launch && joinDataParallel(launch, config.train.batch_size);
       try {
         // Everything that can refuse the run does so before a file is written.
         checkFitsBackend(config, backend.name);
         const precision = resolvePrecision(config, backend.name);
         // Rank 0 prepares the data (into a cache all ranks share) before the others read it.
-        const data = await firstOnRankZero(group, () => trainingData(config));
+        const data = replica ? await replica.firstOnRankZero(() => trainingData(config)) : await trainingData(config);
         const store = onlyRankZero(replica, () => RunStore.open(config.output.db), sink<RunStore>);
         const quiet = flags.quiet || onlyRankZero(replica, () => false, () => true);
         try {
@@ -98,7 +97,7 @@ export function registerTrain(program: Command, setExitCode: SetExitCode): void 
           store.close();
         }
       } finally {
-        group?.destroy();
+        replica?.destroy();
       }
     });
 }
@@ -109,29 +108,6 @@ function positiveInt(text: string, flag: string): number {
   return n;
 }
 
-/** Each rank takes batch_size / world size rows of every batch. */
-function checkDivides(config: RunConfig, worldSize: number): void {
-  if (config.train.batch_size % worldSize !== 0) {
-    throw new UsageError(`train.batch_size ${config.train.batch_size} does not divide among ${worldSize} ranks: each rank takes an equal share of every batch; use a multiple of ${worldSize}`);
-  }
-}
-
-/** This process as one rank of a data-parallel run: joins the others (blocks until all have). */
-function joinRanks(launch: RankEnv, config: RunConfig): ProcessGroup {
-  checkDivides(config, launch.worldSize);
-  return initProcessGroup(launch, collectiveTimeoutSeconds());
-}
-
-async function firstOnRankZero<T>(group: ProcessGroup | undefined, body: () => Promise<T>): Promise<T> {
-  if (!group) return body();
-  if (group.rank === 0) {
-    const result = await body();
-    group.barrier();
-    return result;
-  }
-  group.barrier();
-  return body();
-}
 
 /**
  * `--nproc-per-node N`: checks here what would refuse the run (backend, c10d,
@@ -140,7 +116,9 @@ async function firstOnRankZero<T>(group: ProcessGroup | undefined, body: () => P
 async function launchRanks(config: RunConfig, flags: TrainFlags, ranks: number): Promise<number> {
   const backend = await startBackend(flags.backend);
   const processGroup = dataParallelBackend(ranks);
-  checkDivides(config, ranks);
+  if (config.train.batch_size % ranks !== 0) {
+    throw new UsageError(`train.batch_size ${config.train.batch_size} does not divide among ${ranks} ranks: each rank takes an equal share of every batch; use a multiple of ${ranks}`);
+  }
   checkFitsBackend(config, backend.name);
   await trainingData(config);
   const timeout = collectiveTimeoutSeconds();

@@ -34,7 +34,8 @@ export async function useTorch(device: TorchDevice, cudaIndex = 0): Promise<Torc
   }
   const target = device === 'auto' ? (addon.info().cudaDevices > 0 ? 'cuda' : 'cpu') : device;
   try {
-    addon.setDevice(target, cudaIndex);
+    // A scheduler that shows each rank only its own GPU (CUDA_VISIBLE_DEVICES) makes it device 0.
+    addon.setDevice(target, cudaIndex % Math.max(1, addon.info().cudaDevices));
   } catch (e) {
     throw new AddonUnavailable(`--device ${target}: ${(e as Error).message}`);
   }
