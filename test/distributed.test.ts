@@ -112,16 +112,18 @@ function assertClose(actual: number, expected: number, what: string, tolerance =
 }
 
 const TWO_RANKS = ['--backend', 'torch', '--nproc-per-node', '2', '--quiet'];
+// The ranks also accumulate over micro-batches (2 of 1 row each), against one process taking its batch whole.
+const RANK_TRAIN = { micro_batch_size: 1 };
 const FAST_TIMEOUT = { NORMLAB_DIST_TIMEOUT: '20' };
 
 let twoRankReference: string | undefined;
 
-test('2 Gloo ranks train as one process with the same global batch: losses and parameters agree to float32 tolerance', { skip }, () => {
+test('2 Gloo ranks (accumulating micro-batches) train as one process with the same global batch: losses and parameters agree to float32 tolerance', { skip }, () => {
   const single = tempDir();
   const r1 = runCli(['train', writeRun(single), '--backend', 'torch', '--quiet']);
   assert.equal(r1.code, 0, r1.stderr);
   const parallel = tempDir();
-  const r2 = runCli(['train', writeRun(parallel), ...TWO_RANKS], undefined, FAST_TIMEOUT);
+  const r2 = runCli(['train', writeRun(parallel, RANK_TRAIN), ...TWO_RANKS], undefined, FAST_TIMEOUT);
   assert.equal(r2.code, 0, r2.stderr);
   twoRankReference = parallel;
 
@@ -156,7 +158,7 @@ function childRank(parent: ChildProcess, rank: number): number {
 test('kill -9 of one rank stops the run within the timeout with a clear error; the resumed run finishes with the uninterrupted losses', { skip }, async () => {
   assert.ok(twoRankReference, 'the 2-rank reference run of the test above');
   const dir = tempDir();
-  const config = writeRun(dir);
+  const config = writeRun(dir, RANK_TRAIN);
   const run = startCli(['train', config, ...TWO_RANKS], undefined, FAST_TIMEOUT);
   let stderr = '';
   run.stderr!.on('data', (d) => { stderr += d; });
@@ -216,7 +218,7 @@ test('--gpus-per-task N: the sbatch script asks for N tasks of one GPU and srun 
 test('a Slurm array task started as 2 ranks by srun trains its run once, rank 0 claiming and writing it', { skip }, async () => {
   assert.ok(twoRankReference, 'the 2-rank reference run of the test above');
   const dir = tempDir();
-  const base = writeRun(dir);
+  const base = writeRun(dir, RANK_TRAIN);
   writeFileSync(join(dir, 'sweep.yaml'), stringify({ name: 'study', base, method: 'grid', parameters: { 'train.seed': { values: [0] } } }));
   const plan = expandSweep(loadSweep(join(dir, 'sweep.yaml')));
   const planFile = writePlan(plan);
