@@ -58,6 +58,18 @@ const cases: Case[] = [
   config('YAML syntax error', 'model: { preset: nano\ntrain: [\n', /c\.yaml.*YAML/),
   config('empty file', '', /c\.yaml/),
   config('missing data source file', GOOD_MODEL + 'data: { source: nowhere.jsonl }\n' + OUT, /nowhere\.jsonl/),
+  // Names become folder names and words of sbatch scripts (issue 18, items 1 and 2).
+  config('name climbing out of runs_dir', 'name: ../../../x\n' + GOOD_MODEL + OUT, /c\.yaml.*name.*"\.\.\/\.\.\/\.\.\/x"/),
+  config('absolute name', 'name: /tmp/elsewhere\n' + GOOD_MODEL + OUT, /c\.yaml.*name.*\/tmp\/elsewhere/),
+  config('name nesting folders', 'name: a/b\n' + GOOD_MODEL + OUT, /name.*"a\/b"/),
+  config('name ..', 'name: ".."\n' + GOOD_MODEL + OUT, /name.*"\.\."/),
+  config('name with shell syntax', 'name: "x$(touch PWNED)"\n' + GOOD_MODEL + OUT, /name.*touch PWNED/),
+  config('a 1 MB name (ENAMETOOLONG)', `name: ${'n'.repeat(1 << 20)}\n` + GOOD_MODEL + OUT, /name: expected at most 100 characters, got 1,048,576/),
+  { name: '--set name=../../../x', files: { 'c.yaml': GOOD_MODEL + OUT }, args: ['train', 'c.yaml', '--set', 'name=../../../x'], names: /name.*\.\.\/\.\.\/\.\.\/x/ },
+  { name: 'config file name unusable as a run name', files: { 'a b.yaml': GOOD_MODEL + OUT }, args: ['train', 'a b.yaml'], names: /a b\.yaml.*name.*config file's name.*set name:/ },
+  { name: 'sweep file name with shell syntax', files: { 'base.yaml': GOOD_MODEL + OUT, 'evil$(touch PWNED).yaml': 'base: base.yaml\nmethod: grid\nparameters: { train.seed: { values: [0, 1] } }\n' },
+    args: ['sweep', 'evil$(touch PWNED).yaml', '--executor', 'slurm', '--dry-run'], names: /evil\$\(touch PWNED\)\.yaml.*name.*sweep file's name.*set name:/ },
+  sweep('sweep name with a slash', 'name: ../up\nbase: base.yaml\nmethod: grid\nparameters: { train.seed: { values: [0] } }\n', /s\.yaml.*name.*"\.\.\/up"/),
   // --set and other CLI flags.
   { name: '--set unknown key', files: { 'c.yaml': GOOD_MODEL + OUT }, args: ['train', 'c.yaml', '--set', 'train.stepz=2'], names: /train\.stepz/ },
   { name: '--set without =', files: { 'c.yaml': GOOD_MODEL + OUT }, args: ['train', 'c.yaml', '--set', 'train.steps'], names: /train\.steps/ },

@@ -34,7 +34,7 @@ const nano = writeConfig('model: { preset: nano }\n');
 
 test('every preset resolves to its dimensions and passes the model checks', () => {
   for (const [name, dims] of Object.entries(PRESETS)) {
-    const cfg = resolveRunConfig({ model: { preset: name } }, `preset ${name}`);
+    const cfg = resolveRunConfig({ model: { preset: name } }, `preset-${name}`);
     assert.deepEqual({ ...cfg.model, ...dims }, cfg.model, name);
     assert.equal(cfg.model_preset, name);
   }

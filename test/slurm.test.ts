@@ -27,6 +27,30 @@ test('the sbatch script asks for requeue and maps each array index to exactly it
   assert.notEqual(task(3).status, 0, 'an index outside the array is an error, not some other run');
 });
 
+test('hostile names, paths and flags cannot run code through the sbatch script', () => {
+  const dir = tempDir('normlab-evil-');
+  const evil = `$(touch ${dir}/PWNED)`;
+  const script = renderScript({
+    sweep: 'study', source: `sweep ${evil}.yaml`, runs: [{ index: 1, id: `study-${evil}` }, { index: 2, id: "it's-`touch PWNED`" }],
+    planFile: `${dir}/r ${evil}/plan.json`, logDir: `${dir}/logs ${evil}`, workDir: `${dir}/w ${evil}`,
+    normlab: ['echo'], taskArgs: ['--backend', `wasm;${evil}`], partition: `p${evil}`, sbatchArgs: [`--comment=a ${evil}`],
+  });
+  for (const index of [1, 2]) {
+    const r = spawnSync('bash', ['-c', script], { encoding: 'utf8', cwd: dir, env: { ...process.env, SLURM_ARRAY_TASK_ID: String(index) } });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout.split(' --run ')[1]?.split(' --backend')[0], index === 1 ? `study-${evil}` : "it's-`touch PWNED`", 'the run id arrives as one literal word');
+  }
+  assert.equal(existsSync(join(dir, 'PWNED')), false, 'nothing ran');
+  assert.match(script, /^#SBATCH --comment="a \$\(touch .*\)"$/m, 'sbatch reads a value with blanks as one word');
+  const line = (over: object) => () => renderScript({
+    sweep: 's', source: 's.yaml', runs: [{ index: 1, id: 's-1' }], planFile: '/p', logDir: '/l', workDir: '/w', normlab: ['echo'], taskArgs: [], sbatchArgs: [], ...over,
+  });
+  assert.throws(line({ sbatchArgs: ['--mem=1G\nrm -rf ~'] }), /--sbatch-arg:.*control character/, 'a newline would start a shell line');
+  assert.throws(line({ partition: 'gpu\ntouch PWNED' }), /control character/);
+  assert.throws(line({ sbatchArgs: ['mem=1G'] }), /--sbatch-arg: expected an option/);
+  assert.throws(line({ runs: [{ index: 1, id: 'a\nb' }] }), /run id/);
+});
+
 test('a task\'s state reads the same from scontrol, sacct and the job-completion file', () => {
   assert.deepEqual(taskIndices('3'), [3]);
   assert.deepEqual(taskIndices('2-4,7%2'), [2, 3, 4, 7]);

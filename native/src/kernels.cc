@@ -1,5 +1,6 @@
 #include "kernels.h"
 
+#include "distributed.h"
 #include "fused.h"
 
 #include <ATen/Parallel.h>
@@ -364,6 +365,8 @@ const std::unordered_map<std::string, Kernel>& table() {
 
       // normlab's fused kernels (fused.cc).
       {"NormlabAdamW", adamw},
+      {"NormlabAllReduceSum", allReduceSum},
+      {"NormlabBroadcast", broadcastFrom},
       {"NormlabCrossEntropy", crossEntropy},
       {"NormlabCrossEntropyGrad", crossEntropyGrad},
       {"NormlabLinear", linear},

@@ -6,8 +6,11 @@ import { registerBench } from './bench.ts';
 import { deviceOption, selectDevice } from './common.ts';
 import { registerData } from './data.ts';
 import { registerDoctor } from './doctor.ts';
+import { registerExport } from './export.ts';
 import { registerReport } from './report.ts';
 import { registerRuns } from './runs.ts';
+import { registerSample } from './sample.ts';
+import { registerStore } from './store.ts';
 import { registerSweep } from './sweep.ts';
 import { registerTrain } from './train.ts';
 import { registerVerify } from './verify.ts';
@@ -28,7 +31,7 @@ export async function main(argv: string[]): Promise<number> {
     .showHelpAfterError('(add --help for usage)')
     .addOption(deviceOption())
     .hook('preAction', () => selectDevice(program.opts().device));
-  for (const register of [registerTrain, registerData, registerSweep, registerRuns, registerReport, registerAnalyze, registerVerify, registerBench, registerDoctor]) register(program, setExitCode);
+  for (const register of [registerTrain, registerData, registerSweep, registerRuns, registerStore, registerReport, registerExport, registerAnalyze, registerSample, registerVerify, registerBench, registerDoctor]) register(program, setExitCode);
   try {
     await program.parseAsync(argv);
     return exitCode;

@@ -11,6 +11,10 @@ import { executeRun, readRunConfig, type RunData, runIdentity, trainingData } fr
 import { backendOption, startBackend, UsageError } from './common.ts';
 import type { SetExitCode } from './main.ts';
 import { progressFor } from './progress.ts';
+import { rankEnv, type RankEnv } from '../distributed/launch-env.ts';
+import { collectiveTimeoutSeconds, dataParallelBackend, initProcessGroup, type ProcessGroup } from '../distributed/process-group.ts';
+import { onlyRankZero, type Replica, replicaOf, sink } from '../distributed/replica.ts';
+import { runRanks } from '../distributed/spawn-ranks.ts';
 import { VERSION } from './version.ts';
 
 /** Exit codes a script can tell apart. */
@@ -22,6 +26,7 @@ interface TrainFlags {
   resume?: string;
   restart?: boolean;
   quiet?: boolean;
+  nprocPerNode?: string;
 }
 
 const collect = (value: string, previous: string[]) => [...previous, value];
@@ -47,26 +52,88 @@ export function registerTrain(program: Command, setExitCode: SetExitCode): void 
     .option('--resume <run>', 'continue a run (its id under runs/, or its folder) from its last good checkpoint')
     .option('--restart', 'discard the run\'s checkpoints and metrics and train from step 0')
     .option('--quiet', 'print nothing but errors')
+    .option('--nproc-per-node <n>', 'data parallel: train as N ranks on this machine (one per GPU, or sharing the cores) over c10d')
     .action(async (file: string | undefined, flags: TrainFlags) => {
       const config = resolveConfig(file, flags);
       const identity = runIdentity(config);
+      // Under torchrun or srun this process is one rank; --nproc-per-node then means nothing more.
+      const launch = rankEnv();
+      const ranks = launch ? 1 : positiveInt(flags.nprocPerNode ?? '1', '--nproc-per-node');
       if (finishedBefore(config.output.db, identity.id) && !flags.restart) {
         console.log(`run ${identity.id} has already finished (${identity.dir}); --restart trains it again`);
         return;
       }
-      const backend = await startBackend(flags.backend);
-      // Everything that can refuse the run does so before a file is written.
-      checkFitsBackend(config, backend.name);
-      const data = await trainingData(config);
-      const store = RunStore.open(config.output.db);
+      if (ranks > 1) {
+        setExitCode(await launchRanks(config, flags, ranks));
+        return;
+      }
+      const backend = await startBackend(flags.backend, launch?.localRank);
+      const group = launch && joinRanks(launch, config);
+      const replica = group && replicaOf(group);
       try {
-        const say = (text: string) => { if (!flags.quiet) console.log(text); };
-        say(`run ${identity.id}  backend ${backend.name} (${backend.version})  ${identity.dir}`);
-        setExitCode(await trainWithSignals(config, store, data, backend, flags, say));
+        // Everything that can refuse the run does so before a file is written.
+        checkFitsBackend(config, backend.name);
+        // Rank 0 prepares the data (into a cache all ranks share) before the others read it.
+        const data = await firstOnRankZero(group, () => trainingData(config));
+        const store = onlyRankZero(replica, () => RunStore.open(config.output.db), sink<RunStore>);
+        const quiet = flags.quiet || onlyRankZero(replica, () => false, () => true);
+        try {
+          const say = (text: string) => { if (!quiet) console.log(text); };
+          const ranksNote = launch ? `  data parallel ${launch.worldSize} ranks (${launch.launcher})` : '';
+          say(`run ${identity.id}  backend ${backend.name} (${backend.version})${ranksNote}  ${identity.dir}`);
+          setExitCode(await trainWithSignals(config, store, data, backend, { ...flags, quiet }, say, replica));
+        } finally {
+          store.close();
+        }
       } finally {
-        store.close();
+        group?.destroy();
       }
     });
+}
+
+function positiveInt(text: string, flag: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag} expects a whole number ≥ 1, got ${text}`);
+  return n;
+}
+
+/** Each rank takes batch_size / world size rows of every batch. */
+function checkDivides(config: RunConfig, worldSize: number): void {
+  if (config.train.batch_size % worldSize !== 0) {
+    throw new UsageError(`train.batch_size ${config.train.batch_size} does not divide among ${worldSize} ranks: each rank takes an equal share of every batch; use a multiple of ${worldSize}`);
+  }
+}
+
+/** This process as one rank of a data-parallel run: joins the others (blocks until all have). */
+function joinRanks(launch: RankEnv, config: RunConfig): ProcessGroup {
+  checkDivides(config, launch.worldSize);
+  return initProcessGroup(launch, collectiveTimeoutSeconds());
+}
+
+async function firstOnRankZero<T>(group: ProcessGroup | undefined, body: () => Promise<T>): Promise<T> {
+  if (!group) return body();
+  if (group.rank === 0) {
+    const result = await body();
+    group.barrier();
+    return result;
+  }
+  group.barrier();
+  return body();
+}
+
+/**
+ * `--nproc-per-node N`: checks here what would refuse the run (backend, c10d,
+ * GPUs, data), prepares the data once, then starts the N ranks and waits.
+ */
+async function launchRanks(config: RunConfig, flags: TrainFlags, ranks: number): Promise<number> {
+  const backend = await startBackend(flags.backend);
+  const processGroup = dataParallelBackend(ranks);
+  checkDivides(config, ranks);
+  checkFitsBackend(config, backend.name);
+  await trainingData(config);
+  const timeout = collectiveTimeoutSeconds();
+  if (!flags.quiet) console.log(`data parallel: ${ranks} ranks on this machine over c10d ${processGroup} (collective timeout ${timeout} s)`);
+  return runRanks(ranks, process.argv[1]!, process.argv.slice(2), timeout + 30, (text) => console.error(`normlab: ${text}`));
 }
 
 function finishedBefore(db: string, runId: string): boolean {
@@ -81,6 +148,7 @@ function finishedBefore(db: string, runId: string): boolean {
 
 async function trainWithSignals(
   config: RunConfig, store: RunStore, data: RunData, backend: { name: string; version: string }, flags: TrainFlags, say: (text: string) => void,
+  replica?: Replica,
 ): Promise<number> {
   let stopSignal: NodeJS.Signals | undefined;
   const onSignal = (signal: NodeJS.Signals) => {
@@ -96,7 +164,7 @@ async function trainWithSignals(
   try {
     progress.start(config.train.steps, 0);
     const { identity, outcome, parameters } = await executeRun({
-      config, store, data, backend: backend.name, restart: flags.restart,
+      config, store, data, backend: backend.name, restart: flags.restart, replica,
       versions: { normlab: VERSION, node: process.version, tfjs: tf.version.tfjs, backend: `${backend.name} ${backend.version}` },
       hooks: {
         stopRequested: () => stopSignal !== undefined,

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import YAML, { YAMLParseError } from 'yaml';
 import { checkModelConfig, MODEL_DEFAULTS, ModelConfigError, type ModelConfig } from '../model/config.ts';
+import { nameProblem } from './names.ts';
 import { ConfigError, describe, zodProblems, type ConfigProblem } from './errors.ts';
 import { PRESET_NAMES, PRESETS } from './presets.ts';
 import {
@@ -27,14 +28,15 @@ export function resolveRunConfig(obj: unknown, source: string): RunConfig {
   const input = parsed.data;
   const model = resolveModel(input.model, source);
   checkTokenizerFits(model, input, source);
-  const { runs_dir, db } = input.output;
+  const { runs_dir, db, tensorboard } = input.output;
   return {
-    name: input.name ?? path.parse(source).name,
+    name: checkName(input.name, source),
     ...(input.model.preset !== undefined && { model_preset: input.model.preset }),
     model,
     train: resolveTrain(input.train),
     data: input.data,
-    output: { runs_dir, db: db ?? path.join(runs_dir, 'normlab.sqlite') },
+    // Only when asked for: every other run's resolved config stays as it was.
+    output: { runs_dir, db: db ?? path.join(runs_dir, 'normlab.sqlite'), ...(tensorboard && { tensorboard }) },
   };
 }
 
@@ -143,6 +145,15 @@ function resolveModel(input: RunConfigInput['model'], source: string): ModelConf
  */
 function resolveTrain(train: RunConfigInput['train']): TrainConfig {
   return { ...train, warmup_steps: train.warmup_steps ?? Math.min(DEFAULT_WARMUP_STEPS, train.steps) };
+}
+
+/** The run's name (absent: the config file's), one safe folder name since it names the run's folder. */
+function checkName(name: string | undefined, source: string): string {
+  const resolved = name ?? path.parse(source).name;
+  const problem = nameProblem(resolved);
+  if (problem === null) return resolved;
+  const detail = name === undefined ? `the config file's name is used as the run name and is not usable: ${problem}; set name:` : problem;
+  throw new ConfigError(source, [{ key: 'name', detail }]);
 }
 
 function checkTokenizerFits(model: ModelConfig, input: RunConfigInput, source: string): void {

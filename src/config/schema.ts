@@ -80,6 +80,10 @@ const trainSchema = z
     /** 0 = never. */
     checkpoint_every: count().default(100),
     keep_checkpoints: posInt().default(2),
+    /** Tensor bytes per safetensors file above which checkpoints are sharded as Hugging Face does (5 GB, transformers' default). */
+    checkpoint_shard_size: posInt().default(5_000_000_000),
+    /** When the disk cannot hold the next checkpoint: `stop` (the previous checkpoint intact) or `keep_training` to the next chance. */
+    on_checkpoint_no_space: z.enum(['stop', 'keep_training']).default('stop'),
   })
   .strict();
 
@@ -116,6 +120,8 @@ const outputSchema = z
     runs_dir: z.string().min(1).default('runs'),
     /** Absent: `<runs_dir>/normlab.sqlite`. */
     db: z.string().min(1).optional(),
+    /** Also write TensorBoard event files into the run's folder as training logs metrics. */
+    tensorboard: z.boolean().default(false),
   })
   .strict();
 
@@ -136,6 +142,8 @@ export type DataConfig = z.output<typeof dataSchema>;
 export interface OutputConfig {
   runs_dir: string;
   db: string;
+  /** TensorBoard events written live into the run's folder; absent: none. */
+  tensorboard?: boolean;
 }
 
 /**

@@ -59,7 +59,7 @@ function angularHeatmap(runs: RunFacts[], title: string): string {
 
 function layerDropChart(runs: RunFacts[], title: string): string {
   const style = styles(runs);
-  const L = Math.max(...runs.map((r) => r.size.layers));
+  const L = runs.reduce((l, r) => Math.max(l, r.size.layers), 0);
   const groups = orderedGroups(runs).map((g) => {
     const members = runs.filter((r) => r.group === g);
     const means = meanProfile(members, (a) => a.layerDrop?.values)!;

@@ -1,7 +1,8 @@
 // The report's tables from the runs' facts: the headline (Mix-LN's Table 1
 // shape), per-block gradient norms and output variance, the depth profile that
 // condenses them, and the list of runs.
-import { mean, orderedGroups, orderedSizes, std, type LayerSeries, type RunFacts, type Size } from './facts.ts';
+import { mean, orderedGroups, orderedSizes, std, type LayerProfile, type RunFacts, type Size } from './facts.ts';
+import { extent } from './reduce.ts';
 import type { Cell, Stat, Table } from './tables.ts';
 
 /** Rows = strategy, columns = model size, cells = final validation perplexity over seeds. */
@@ -37,11 +38,8 @@ export function perplexityStat(runs: RunFacts[]): Stat | null {
 type Pick = 'first' | 'last' | 'mean';
 
 /** One run's per-block values at its first or last diagnostic step, or averaged over all of them. */
-function profile(s: LayerSeries, pick: Pick): number[] | undefined {
-  if (s.values.length === 0) return undefined;
-  if (pick === 'first') return s.values[0];
-  if (pick === 'last') return s.values.at(-1);
-  return s.values[0]!.map((_, b) => mean(s.values.map((row) => row[b]!)));
+function profile(s: LayerProfile, pick: Pick): number[] | undefined {
+  return s[pick];
 }
 
 /**
@@ -58,7 +56,7 @@ export function groupProfile(runs: RunFacts[], metric: 'gradNorm' | 'outputVar',
 
 function stepNote(runs: RunFacts[], metric: 'gradNorm' | 'outputVar', pick: Pick): string {
   const usable = pick === 'first' ? runs : runs.filter((r) => r.status === 'finished');
-  const steps = [...new Set(usable.map((r) => (pick === 'first' ? r[metric].steps[0] : r[metric].steps.at(-1))).filter((s) => s !== undefined))];
+  const steps = [...new Set(usable.map((r) => (pick === 'first' ? r[metric].firstStep : r[metric].lastStep)).filter((s) => s !== undefined))];
   if (pick === 'mean') return 'averaged over every diagnostic step of training, finished runs';
   const which = pick === 'first' ? 'first diagnostic step, all runs' : 'last diagnostic step, finished runs';
   return `${which}${steps.length === 1 ? ` (step ${steps[0]})` : ''}`;
@@ -132,8 +130,8 @@ function firstOverLast(p: number[] | undefined, inverse = false): number | null 
 }
 
 function spread(p: number[] | undefined): number | null {
-  const finite = (p ?? []).filter(Number.isFinite);
-  return finite.length ? Math.max(...finite) / Math.min(...finite) : null;
+  const range = extent(p ?? []);
+  return range ? range[1] / range[0] : null;
 }
 
 /**
@@ -143,12 +141,11 @@ function spread(p: number[] | undefined): number | null {
  */
 export function depthProfileRunsTable(facts: RunFacts[]): Table {
   const rows = orderedGroups(facts).flatMap((g) => facts.filter((f) => f.group === g).sort((a, b) => a.seed - b.seed)).map((f): Cell[] => {
-    const ratios = f.gradNorm.values.map((p) => p[0]! / p.at(-1)!);
-    const low = ratios.reduce((best, r, i) => (r < ratios[best]! ? i : best), 0);
+    const g = f.gradNorm;
     return [
       f.id, f.group, f.size.label, f.seed,
-      ratios[0] ?? null, ratios.length ? ratios[low]! : null, ratios.length ? f.gradNorm.steps[low]! : null, ratios.at(-1) ?? null,
-      firstOverLast(f.outputVar.values.at(-1), true),
+      firstOverLast(g.first), g.lowestRatio?.value ?? null, g.lowestRatio?.step ?? null, firstOverLast(g.last),
+      firstOverLast(f.outputVar.last, true),
     ];
   });
   return {

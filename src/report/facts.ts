@@ -25,10 +25,21 @@ export interface Size {
   layers: number;
 }
 
-/** Per-block values at each diagnostic step: steps ascending, values[i][block - 1]. */
-export interface LayerSeries {
-  steps: number[];
-  values: number[][];
+/**
+ * What the tables say about one per-block metric of one run, aggregated in SQL
+ * (a 100,000-step run is not read row by row): the profile over blocks at the
+ * first and last diagnostic step and averaged over all of them, and where block
+ * 1 over the last block was smallest. Profiles are by block - 1, NaN where missing.
+ */
+export interface LayerProfile {
+  /** Diagnostic steps recorded. */
+  steps: number;
+  firstStep?: number;
+  lastStep?: number;
+  first?: number[];
+  last?: number[];
+  mean?: number[];
+  lowestRatio?: { step: number; value: number };
 }
 
 export interface RunFacts {
@@ -46,8 +57,8 @@ export interface RunFacts {
   backend: string;
   valLoss?: number;
   valPpl?: number;
-  gradNorm: LayerSeries;
-  outputVar: LayerSeries;
+  gradNorm: LayerProfile;
+  outputVar: LayerProfile;
   /** Layer analyses of a checkpoint (normlab analyze), each at one step; empty when the run has none. */
   analyses: RunAnalyses;
   source: GatheredRun;
@@ -81,8 +92,8 @@ function runFactsOf(g: GatheredRun, size: Size, extras: string[], analyses: Anal
   const { record, store } = g;
   const config = record.config;
   const extra = extras.map((k) => `${k.split('.').at(-1)}=${JSON.stringify(flatten(config)[k])}`).join(' ');
-  const valLoss = store.scalarSeries(record.id, 'val/loss').at(-1)?.value;
-  const valPpl = store.scalarSeries(record.id, 'val/ppl').at(-1)?.value;
+  const valLoss = store.lastScalar(record.id, 'val/loss');
+  const valPpl = store.lastScalar(record.id, 'val/ppl');
   return {
     id: record.id, sweep: record.sweep, status: record.status, seed: record.seed,
     strategy: config.model.norm, size,
@@ -90,8 +101,8 @@ function runFactsOf(g: GatheredRun, size: Size, extras: string[], analyses: Anal
     step: record.step, totalSteps: record.totalSteps, divergedStep: record.divergedStep, backend: record.backend,
     ...(valLoss !== undefined && { valLoss }),
     ...(valPpl !== undefined && { valPpl }),
-    gradNorm: layerSeries(g, 'grad_norm', config.model.n_layers),
-    outputVar: layerSeries(g, 'output_var', config.model.n_layers),
+    gradNorm: layerProfile(g, 'grad_norm', config.model.n_layers),
+    outputVar: layerProfile(g, 'output_var', config.model.n_layers),
     analyses: readRunAnalyses(analyses, record.id, config.model.n_layers, options.analysisStep),
     source: g,
   };
@@ -125,20 +136,24 @@ function groupingKeys(configs: RunConfig[], sizeLabels: string[]): string[] {
     sizeLabels[i] === sizeLabels[j] && JSON.stringify(a[k]) !== JSON.stringify(b[k]))));
 }
 
-function flatten(obj: object, prefix = ''): Record<string, unknown> {
+export function flatten(obj: object, prefix = ''): Record<string, unknown> {
   return Object.fromEntries(Object.entries(obj).flatMap(([k, v]) =>
     v !== null && typeof v === 'object' && !Array.isArray(v) ? Object.entries(flatten(v, `${prefix}${k}.`)) : [[`${prefix}${k}`, v]]));
 }
 
-function layerSeries(g: GatheredRun, name: string, layers: number): LayerSeries {
-  const byStep = new Map<number, number[]>();
-  for (const r of g.store.layerSeries(g.record.id, name)) {
-    const row = byStep.get(r.step) ?? Array<number>(layers).fill(NaN);
-    if (r.layer >= 1 && r.layer <= layers) row[r.layer - 1] = r.value;
-    byStep.set(r.step, row);
-  }
-  const steps = [...byStep.keys()].sort((a, b) => a - b);
-  return { steps, values: steps.map((s) => byStep.get(s)!) };
+function layerProfile(g: GatheredRun, name: string, layers: number): LayerProfile {
+  const { store, record } = g;
+  const steps = store.layerSteps(record.id, name);
+  if (!steps) return { steps: 0 };
+  const byBlock = (m: Map<number, number>) => Array.from({ length: layers }, (_, b) => m.get(b + 1) ?? NaN);
+  const lowestRatio = store.lowestRatio(record.id, name, 1, layers);
+  return {
+    steps: steps.count, firstStep: steps.first, lastStep: steps.last,
+    first: byBlock(store.layerAt(record.id, name, steps.first)),
+    last: byBlock(store.layerAt(record.id, name, steps.last)),
+    mean: byBlock(store.layerMeans(record.id, name)),
+    ...(lowestRatio && { lowestRatio }),
+  };
 }
 
 export function mean(vs: number[]): number {

@@ -3,6 +3,7 @@
 // and perplexity against model size.
 import { groupProfile, perplexityStat, slug } from './build.ts';
 import { orderedGroups, orderedSizes, STRATEGY_COLOURS, type RunFacts, type Size } from './facts.ts';
+import { envelope, HEAT_COLUMNS, heatBins, PLOT_COLUMNS, pointsCaption, stepBins, type Envelope, type HeatBins } from './reduce.ts';
 import { heatmap, linePlot, type Series } from './svg.ts';
 
 export interface Figure {
@@ -10,6 +11,8 @@ export interface Figure {
   name: string;
   title: string;
   svg: string;
+  /** What the figure summarises, e.g. how many stored points went into it. */
+  caption?: string;
 }
 
 const DASHES = [undefined, '6 4', '2 3', '10 3 2 3'];
@@ -39,9 +42,11 @@ export function figures(facts: RunFacts[], title: string): Figure[] {
     const here = facts.filter((f) => f.size.label === size.label);
     const suffix = sizes.length > 1 ? `-${slug(size.label)}` : '';
     const at = `${title} — ${size.label}`;
+    const grads = gradBins(here);
     return [
-      { name: `loss${suffix}`, title: `Loss curves${sizes.length > 1 ? `, ${size.label}` : ''}`, svg: lossFigure(here, at) },
-      { name: `grad-norm-heatmap${suffix}`, title: 'Gradient norm by block and step', svg: gradHeatmap(here, at) },
+      { name: `loss${suffix}`, title: `Loss curves${sizes.length > 1 ? `, ${size.label}` : ''}`, ...lossFigure(here, at) },
+      { name: `grad-norm-heatmap${suffix}`, title: 'Gradient norm by block and step', ...gradHeatmap(grads, at, 'mean') },
+      ...(needsMaxPanel(here) ? [{ name: `grad-norm-max-heatmap${suffix}`, title: 'Largest gradient norm by block and step bucket', ...gradHeatmap(grads, at, 'max') }] : []),
       { name: `grad-norm-depth${suffix}`, title: 'Gradient norm against depth', svg: gradDepth(here, at) },
       { name: `output-variance-depth${suffix}`, title: 'Output variance against depth', svg: varianceDepth(here, at) },
     ];
@@ -49,48 +54,76 @@ export function figures(facts: RunFacts[], title: string): Figure[] {
   return [...perSize, { name: 'perplexity-vs-size', title: 'Perplexity against model size', svg: perplexityVsSize(facts, sizes, title) }];
 }
 
-/** Exponential moving average, so curves of batch-8 runs can be told apart. */
-function smooth(values: number[], beta = 0.9): number[] {
-  let m = NaN;
-  return values.map((v) => (m = Number.isFinite(m) ? beta * m + (1 - beta) * v : v));
-}
-
-function lossFigure(facts: RunFacts[], title: string): string {
+/** The training loss of each run reduced to one bucket per pixel column: its mean drawn over a min–max band. */
+function lossFigure(facts: RunFacts[], title: string): { svg: string; caption: string } {
   const style = styles(facts);
   const seeds = [...new Set(facts.map((f) => f.seed))].sort((a, b) => a - b);
   const ordered = orderedGroups(facts).flatMap((g) => facts.filter((f) => f.group === g).sort((a, b) => a.seed - b.seed));
+  const read = (f: RunFacts, name: string) => f.source.store.scalarColumns(f.id, name);
+  // Loss is logged from step 1 to at most the run's length: one bucket grid for every run of the figure.
+  const bins = stepBins(1, facts.reduce((last, f) => Math.max(last, f.totalSteps, f.step), 1), PLOT_COLUMNS);
+  let points = 0;
   const series: Series[] = ordered.flatMap((f) => {
-    const train = f.source.store.scalarSeries(f.id, 'train/loss');
-    const ema = smooth(train.map((p) => p.value));
+    const train = read(f, 'train/loss');
+    const loss = envelope(train.steps, train.values, bins);
+    const valColumns = read(f, 'val/loss');
+    const val = envelope(valColumns.steps, valColumns.values, bins);
+    points += loss.points + val.points;
     const s = style.get(f.group)!;
-    const val = f.source.store.scalarSeries(f.id, 'val/loss');
     const end = f.status === 'diverged' ? ` (diverged at ${f.divergedStep ?? f.step})` : '';
     return [
       // Seeds of one row share its colour and differ in dash.
-      { label: `${f.group} seed ${f.seed}${end}`, color: s.color, ...dashFor(seeds.indexOf(f.seed)), points: train.map((p, i) => ({ x: p.step, y: ema[i]! })) },
-      { label: `${f.group} seed ${f.seed} val`, color: s.color, noLine: true, noLegend: true, points: val.map((p) => ({ x: p.step, y: p.value })) },
+      { label: `${f.group} seed ${f.seed}${end}`, color: s.color, ...dashFor(seeds.indexOf(f.seed)), points: meanPoints(loss), ...(hasSpread(loss) && { band: { x: loss.x, lo: loss.min, hi: loss.max } }) },
+      { label: `${f.group} seed ${f.seed} val`, color: s.color, noLine: true, noLegend: true, points: meanPoints(val) },
     ];
   });
-  return linePlot({
-    title: 'Training loss (EMA 0.9) and validation loss (dots)', subtitle: title,
-    x: { label: 'step', integer: true }, y: { label: 'loss (nats per token)', log: true }, series,
+  const perBucket = bins.width > 1 ? `; each point the mean of up to ${bins.width} steps, the band their min–max` : '';
+  return {
+    svg: linePlot({
+      title: 'Training loss (band: min–max per pixel column) and validation loss (dots)', subtitle: title,
+      x: { label: 'step', integer: true }, y: { label: 'loss (nats per token)', log: true }, series,
+    }),
+    caption: `${pointsCaption(points)} in ${facts.length} run${facts.length === 1 ? '' : 's'}${perBucket}.`,
+  };
+}
+
+const meanPoints = (e: Envelope) => Array.from(e.x, (x, i) => ({ x, y: e.mean[i]! }));
+const hasSpread = (e: Envelope) => e.count.some((c) => c > 1);
+
+/** A second heatmap with each bucket's largest value, once buckets hold several steps (a spike averaged away shows there). */
+function needsMaxPanel(facts: RunFacts[]): boolean {
+  return facts.some((f) => f.gradNorm.steps > HEAT_COLUMNS);
+}
+
+/** Each run's gradient norms binned into step buckets in SQL, once for both heatmaps. */
+function gradBins(facts: RunFacts[]): { run: RunFacts; heat: HeatBins }[] {
+  return orderedGroups(facts).flatMap((g) => facts.filter((f) => f.group === g).sort((a, b) => a.seed - b.seed)).map((run) => {
+    const p = run.gradNorm;
+    const bins = stepBins(p.firstStep ?? 0, p.lastStep ?? 0, HEAT_COLUMNS);
+    return { run, heat: heatBins(bins, run.size.layers, p.steps ? run.source.store.layerBuckets(run.id, 'grad_norm', bins) : []) };
   });
 }
 
-function gradHeatmap(facts: RunFacts[], title: string): string {
+function gradHeatmap(runs: { run: RunFacts; heat: HeatBins }[], title: string, pick: 'mean' | 'max'): { svg: string; caption: string } {
   // One panel per run, a row per strategy and a column per seed: an average would hide a seed whose gradients vanished.
-  const seeds = [...new Set(facts.map((f) => f.seed))].sort((a, b) => a - b);
-  const panels = orderedGroups(facts).flatMap((g) => facts.filter((f) => f.group === g).sort((a, b) => a.seed - b.seed)).map((run) => ({
+  const seeds = new Set(runs.map((r) => r.run.seed)).size;
+  const points = runs.reduce((n, r) => n + r.heat.points, 0);
+  const width = runs.reduce((w, r) => Math.max(w, r.heat.bins.width), 1);
+  const panels = runs.map(({ run, heat }) => ({
     title: `${run.group}, seed ${run.seed}${run.status === 'diverged' ? ' (diverged)' : ''}`,
-    xs: run.gradNorm.steps,
+    xs: heat.steps,
     ys: Array.from({ length: run.size.layers }, (_, b) => b + 1),
-    values: Array.from({ length: run.size.layers }, (_, b) => run.gradNorm.values.map((row) => row[b]!)),
+    values: heat[pick],
   }));
-  return heatmap({
-    title: 'Gradient norm of each block over training', subtitle: title,
-    x: { label: 'step' }, y: { label: 'block (1 = nearest the embedding)' },
-    colour: { label: 'gradient norm (L2)', log: true }, panels, columns: Math.min(seeds.length, 4),
-  });
+  const what = pick === 'max' ? 'largest' : 'mean';
+  return {
+    svg: heatmap({
+      title: `Gradient norm of each block over training${pick === 'max' ? ' (largest per step bucket)' : ''}`, subtitle: title,
+      x: { label: width > 1 ? 'step (bucket start)' : 'step' }, y: { label: 'block (1 = nearest the embedding)' },
+      colour: { label: `${pick === 'max' ? 'largest ' : ''}gradient norm (L2)`, log: true }, panels, columns: Math.min(seeds, 4),
+    }),
+    caption: `${pointsCaption(points)}${width > 1 ? `; each cell the ${what} of up to ${width} steps` : ''}.`,
+  };
 }
 
 function depthSeries(facts: RunFacts[], metric: 'gradNorm' | 'outputVar', picks: ('first' | 'last')[]): Series[] {

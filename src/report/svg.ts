@@ -1,6 +1,9 @@
-// A small SVG plotter: line plots (linear or log axes, error bars, legend),
-// grouped bar charts, and heatmap panels with a colour bar. Plain strings, no browser, so figures are
-// made wherever the report runs and stay small enough to commit.
+// A small SVG plotter: line plots (linear or log axes, error bars, min–max
+// bands, legend), grouped bar charts, and heatmap panels with a colour bar.
+// Plain strings, no browser, so figures are made wherever the report runs and
+// stay small enough to commit. Long series are reduced first (reduce.ts).
+import { extent } from './reduce.ts';
+import { rgbaPng } from './raster.ts';
 
 export interface Axis {
   label: string;
@@ -26,6 +29,8 @@ export interface Series {
   noLine?: boolean;
   /** Leave out of the legend (e.g. a run's validation points, which share its colour). */
   noLegend?: boolean;
+  /** A shaded band under the line, lo[i]…hi[i] at x[i] (a reduced series' min–max envelope). */
+  band?: { x: ArrayLike<number>; lo: ArrayLike<number>; hi: ArrayLike<number> };
 }
 
 export interface LinePlot {
@@ -96,9 +101,9 @@ interface Scale {
 /** Linear or log10 scale over the data range, padded, with readable ticks. */
 export function scale(values: number[], axis: Axis, from: number, to: number): Scale {
   if (axis.symlog) return symlogScale(values, axis.symlog, from, to);
-  const finite = values.filter((v) => Number.isFinite(v) && (!axis.log || v > 0));
-  let lo = finite.length ? Math.min(...finite) : axis.log ? 1 : 0;
-  let hi = finite.length ? Math.max(...finite) : axis.log ? 10 : 1;
+  const range = extent(values, (v) => !axis.log || v > 0);
+  let lo = range ? range[0] : axis.log ? 1 : 0;
+  let hi = range ? range[1] : axis.log ? 10 : 1;
   if (axis.log) {
     let [a, b] = [Math.log10(lo), Math.log10(hi)];
     if (b - a < 1e-9) { a -= 0.5; b += 0.5; }
@@ -114,9 +119,9 @@ export function scale(values: number[], axis: Axis, from: number, to: number): S
 
 function symlogScale(values: number[], c: number, from: number, to: number): Scale {
   const tr = (v: number) => Math.sign(v) * Math.log10(1 + Math.abs(v) / c);
-  const finite = values.filter(Number.isFinite).map(tr);
-  let lo = finite.length ? Math.min(0, ...finite) : 0;
-  let hi = finite.length ? Math.max(0, ...finite) : 1;
+  const range = extent(values);
+  let lo = range ? Math.min(0, tr(range[0])) : 0;
+  let hi = range ? Math.max(0, tr(range[1])) : 1;
   if (hi - lo < 1e-12) hi = lo + 1;
   const pad = (hi - lo) * 0.05;
   [lo, hi] = [lo - pad, hi + pad];
@@ -209,11 +214,13 @@ export function linePlot(p: LinePlot): string {
   const box = { x0: M.left, y0: M.top, x1: W - M.right, y1: H - M.bottom };
   const pts = p.series.flatMap((s) => s.points);
   const ys = pts.flatMap((q) => (q.err ? [q.y - q.err, q.y + q.err] : [q.y]));
+  for (const s of p.series) if (s.band) for (const v of bandValues(s.band)) ys.push(v);
   const xs = scale(pts.map((q) => q.x), p.x, box.x0, box.x1);
   const yScale = scale(ys, p.y, box.y1, box.y0);
   const ok = (q: { x: number; y: number }) => Number.isFinite(q.x) && Number.isFinite(q.y) && (!p.y.log || q.y > 0) && (!p.x.log || q.x > 0);
   const body = axes(box, xs, yScale, p.x, p.y);
   body.push(`<clipPath id="plot"><rect x="${box.x0}" y="${box.y0}" width="${box.x1 - box.x0}" height="${box.y1 - box.y0}"/></clipPath>`);
+  for (const s of p.series) if (s.band) body.push(bandPath(s.band, s.color, (x) => xs.map(x), (y) => yScale.map(y), ok));
   for (const s of p.series) {
     const good = s.points.filter(ok);
     const dash = s.dash ? ` stroke-dasharray="${s.dash}"` : '';
@@ -232,6 +239,30 @@ export function linePlot(p: LinePlot): string {
   }
   body.push(...legend(p.series, W - M.right + 16, M.top + 8));
   return frame(W, H, p.title, p.subtitle, body);
+}
+
+/** The band's lows and highs (at most a few hundred: it is a reduced series). */
+function bandValues(b: NonNullable<Series['band']>): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < b.x.length; i++) out.push(b.lo[i]!, b.hi[i]!);
+  return out;
+}
+
+/** The min–max band as one closed path (highs left to right, lows back), broken where a bucket has no value. */
+function bandPath(b: NonNullable<Series['band']>, color: string, mx: (x: number) => number, my: (y: number) => number, ok: (q: { x: number; y: number }) => boolean): string {
+  const runs: number[][] = [[]];
+  for (let i = 0; i < b.x.length; i++) {
+    if (ok({ x: b.x[i]!, y: b.lo[i]! }) && ok({ x: b.x[i]!, y: b.hi[i]! })) runs.at(-1)!.push(i);
+    else if (runs.at(-1)!.length) runs.push([]);
+  }
+  const d = runs.filter((r) => r.length).map((r) => {
+    // A one-bucket run still shows its range: a hairline-wide band.
+    const idx = r.length === 1 ? [r[0]!, r[0]!] : r;
+    const top = idx.map((i, k) => `${k ? 'L' : 'M'}${f(mx(b.x[i]!) + (r.length === 1 ? k - 0.5 : 0))},${f(my(b.hi[i]!))}`);
+    const bottom = [...idx].reverse().map((i, k) => `L${f(mx(b.x[i]!) + (r.length === 1 ? 0.5 - k : 0))},${f(my(b.lo[i]!))}`);
+    return `${top.join('')}${bottom.join('')}Z`;
+  }).join('');
+  return `<path class="band" d="${d}" fill="${color}" fill-opacity="0.22" stroke="none" clip-path="url(#plot)"/>`;
 }
 
 /** Perceptually ordered colours (viridis anchors), interpolated. */
@@ -254,26 +285,29 @@ export function heatmap(h: Heatmap): string {
   const top = 84;
   const width = 70 + cols * (pw + 70) + 90;
   const height = top + rows * (ph + 70);
-  const all = h.panels.flatMap((p) => p.values.flat()).filter((v): v is number => v !== null && Number.isFinite(v) && (!h.colour.log || v > 0));
   const tr = (v: number) => (h.colour.log ? Math.log10(v) : v);
-  const lo = all.length ? Math.min(...all.map(tr)) : 0;
-  const hi = all.length ? Math.max(...all.map(tr)) : 1;
+  const range = extent(panelValues(h.panels), (v) => !h.colour.log || v > 0);
+  const [lo, hi] = range ? [tr(range[0]), tr(range[1])] : [0, 1];
   const t = (v: number) => (Number.isFinite(v) && (!h.colour.log || v > 0) ? (tr(v) - lo) / (hi - lo || 1) : NaN);
   const body: string[] = [];
   // One cell shape, placed with <use> in unit coordinates of a scaled group: a few dozen bytes a cell.
-  body.push('<defs><rect id="cell" width="1.02" height="1.02"/></defs>');
+  if (h.panels.some((p) => !rastered(p))) body.push('<defs><rect id="cell" width="1.02" height="1.02"/></defs>');
   h.panels.forEach((p, i) => {
     const x0 = 70 + (i % cols) * (pw + 70);
     const y0 = top + Math.floor(i / cols) * (ph + 70);
     const box = { x0, y0, x1: x0 + pw, y1: y0 + ph };
     const cw = pw / Math.max(1, p.xs.length);
     const rh = ph / Math.max(1, p.ys.length);
-    // Row 0 at the bottom (depth, or the offset n, goes up the axis): the group's y axis points up.
-    body.push(`<g transform="translate(${x0},${box.y1}) scale(${cw.toFixed(4)},${(-rh).toFixed(4)})">`);
-    p.values.forEach((row, r) => row.forEach((v, c) => {
-      if (v !== null) body.push(`<use href="#cell" x="${c}" y="${r}" fill="${colourAt(t(v))}"/>`);
-    }));
-    body.push('</g>');
+    if (rastered(p)) {
+      body.push(rasterPanel(p, box, t));
+    } else {
+      // Row 0 at the bottom (depth, or the offset n, goes up the axis): the group's y axis points up.
+      body.push(`<g transform="translate(${x0},${box.y1}) scale(${cw.toFixed(4)},${(-rh).toFixed(4)})">`);
+      p.values.forEach((row, r) => row.forEach((v, c) => {
+        if (v !== null) body.push(`<use href="#cell" x="${c}" y="${r}" fill="${colourAt(t(v))}"/>`);
+      }));
+      body.push('</g>');
+    }
     body.push(`<rect x="${x0}" y="${y0}" width="${pw}" height="${ph}" fill="none" stroke="#333"/>`);
     body.push(`<text x="${x0 + pw / 2}" y="${y0 - 6}" text-anchor="middle" font-size="13" font-weight="bold">${esc(p.title)}</text>`);
     for (const [k, label] of edgeTicks(p.xs)) {
@@ -287,6 +321,28 @@ export function heatmap(h: Heatmap): string {
   });
   body.push(...colourBar(width - 70, top, Math.min(260, rows * ph), lo, hi, h.colour));
   return frame(width, height, h.title, h.subtitle, body);
+}
+
+function* panelValues(panels: HeatPanel[]): Generator<number> {
+  for (const p of panels) for (const row of p.values) for (const v of row) if (v !== null) yield v;
+}
+
+/** Panels with more cells than this are drawn as one embedded PNG (vector cells would cost ~40 bytes each). */
+const VECTOR_CELLS = 1000;
+
+const rastered = (p: HeatPanel) => p.xs.length * p.ys.length > VECTOR_CELLS;
+
+/** The panel's cells as a PNG data URI, one pixel per cell (row 0 at the bottom), stretched over the box. */
+function rasterPanel(p: HeatPanel, box: { x0: number; y0: number; x1: number; y1: number }, t: (v: number) => number): string {
+  const [w, h] = [p.xs.length, p.ys.length];
+  const rgba = new Uint8Array(w * h * 4);
+  p.values.forEach((row, r) => row.forEach((v, c) => {
+    if (v === null) return; // transparent
+    const hex = colourAt(t(v));
+    rgba.set([1, 3, 5].map((k) => parseInt(hex.slice(k, k + 2), 16)).concat(255), ((h - 1 - r) * w + c) * 4);
+  }));
+  const uri = `data:image/png;base64,${rgbaPng(w, h, rgba).toString('base64')}`;
+  return `<image x="${box.x0}" y="${box.y0}" width="${box.x1 - box.x0}" height="${box.y1 - box.y0}" preserveAspectRatio="none" image-rendering="optimizeSpeed" style="image-rendering:pixelated" href="${uri}"/>`;
 }
 
 /** At most ~6 evenly spaced labels, always the first and last (dropping the one before the last if they would touch). */

@@ -73,7 +73,7 @@ export function renderTable(t: Table, format: Format): string {
 
 function textTable(t: Table): string {
   const grid = [t.columns, ...t.rows.map((r) => r.map(cellText))];
-  const widths = t.columns.map((_, c) => Math.max(...grid.map((r) => (r[c] ?? '').length)));
+  const widths = t.columns.map((_, c) => grid.reduce((w, r) => Math.max(w, (r[c] ?? '').length), 0));
   const line = (r: string[]) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ');
   const rule = widths.map((w) => '-'.repeat(w)).join('  ');
   return [t.title, ...(t.note ? [t.note] : []), '', line(grid[0]!), rule, ...grid.slice(1).map(line), ''].join('\n');

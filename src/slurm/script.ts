@@ -35,18 +35,53 @@ export function arraySpec(indices: number[], parallel?: number): string {
   return ranges.join(',') + (parallel ? `%${parallel}` : '');
 }
 
-/** Single-quoted for bash: safe for any path or flag. */
-export function shellQuote(text: string): string {
+/** Raised when a string cannot be written into a script safely (a newline would start a shell line). */
+export class ScriptTextError extends Error {
+  readonly exitCode = 2;
+}
+
+/** `text` unchanged, after checking it holds no control character; `what` names it in the error. */
+export function scriptText(text: string, what: string): string {
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(text)) {
+    throw new ScriptTextError(`${what}: ${JSON.stringify(text)} contains a control character (newline, tab …), which cannot go into an sbatch script`);
+  }
+  return text;
+}
+
+/** Single-quoted for bash: safe for any path or flag; refuses control characters. */
+export function shellQuote(text: string, what = 'script word'): string {
+  scriptText(text, what);
   return /^[\w@%+=:,./-]+$/.test(text) ? text : `'${text.replace(/'/g, `'\\''`)}'`;
 }
 
+/**
+ * One `#SBATCH` line. sbatch reads these itself (no shell), splitting at blanks and
+ * honouring double quotes: a value with blanks is double-quoted, one with a double
+ * quote or a control character is refused.
+ */
+export function sbatchLine(flag: string, what = 'sbatch option'): string {
+  scriptText(flag, what);
+  if (!flag.startsWith('-')) throw new ScriptTextError(`${what}: expected an option starting with "-", got ${JSON.stringify(flag)}`);
+  if (flag.includes('"')) throw new ScriptTextError(`${what}: ${JSON.stringify(flag)} contains a double quote, which sbatch cannot read back`);
+  const eq = flag.indexOf('=');
+  const [name, value] = eq < 0 ? [flag, undefined] : [flag.slice(0, eq), flag.slice(eq + 1)];
+  if (/\s/.test(name)) throw new ScriptTextError(`${what}: ${JSON.stringify(flag)} has a blank in the option name`);
+  if (value === undefined) return `#SBATCH ${name}`;
+  return `#SBATCH ${name}=${/\s/.test(value) ? `"${value}"` : value}`;
+}
+
+/** The one word of the exec line left for bash to expand: this task's run id. */
+const RUN_OF_TASK = '"${RUN[$SLURM_ARRAY_TASK_ID]}"';
+
 export function renderScript(o: ScriptOptions): string {
-  const sbatch = (flags: string[]) => flags.map((f) => `#SBATCH ${f}`);
-  const table = o.runs.map((r) => `  [${r.index}]=${r.id}`);
-  const command = [...o.normlab, 'sweep-task', o.planFile, '--run', '"${RUN[$SLURM_ARRAY_TASK_ID]}"', ...o.taskArgs];
+  const sbatch = (flags: string[]) => flags.map((f) => sbatchLine(f));
+  // Run ids are checked names already; quoted all the same, the script being the last line of defence.
+  const table = o.runs.map((r) => `  [${Math.trunc(r.index)}]=${shellQuote(r.id, 'run id')}`);
+  const words = [...o.normlab, 'sweep-task', o.planFile, '--run', RUN_OF_TASK, ...o.taskArgs];
   return [
     '#!/bin/bash',
-    `# normlab sweep ${o.sweep} (${o.source}): ${o.runs.length} run(s), one per array task.`,
+    `# normlab sweep ${scriptText(o.sweep, 'sweep name')} (${scriptText(o.source, 'sweep file')}): ${o.runs.length} run(s), one per array task.`,
     ...sbatch([
       `--job-name=normlab-${o.sweep}`,
       `--array=${arraySpec(o.runs.map((r) => r.index), o.arrayParallel)}`,
@@ -61,8 +96,8 @@ export function renderScript(o: ScriptOptions): string {
       ...(o.partition ? [`--partition=${o.partition}`] : []),
       ...(o.time ? [`--time=${o.time}`] : []),
       ...(o.gpusPerTask ? ['--ntasks=1', `--gpus-per-task=${o.gpusPerTask}`] : []),
-      ...o.sbatchArgs,
     ]),
+    ...o.sbatchArgs.map((a) => sbatchLine(a, '--sbatch-arg')),
     'set -euo pipefail',
     '',
     '# array index -> run (the index is the run\'s # in the plan)',
@@ -72,7 +107,7 @@ export function renderScript(o: ScriptOptions): string {
     '',
     '# exec: normlab itself gets Slurm\'s SIGTERM (scancel, time limit, preemption), checkpoints',
     '# the run and exits 130; a requeue or the next `normlab sweep --executor slurm` resumes it.',
-    `exec ${command.map((c) => (c.startsWith('"') ? c : shellQuote(c))).join(' ')}`,
+    `exec ${words.map((w) => (w === RUN_OF_TASK ? w : shellQuote(w))).join(' ')}`,
     '',
   ].join('\n');
 }

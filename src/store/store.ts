@@ -1,5 +1,6 @@
-// The SQLite store: one row per run, and its metrics in three long tables
-// (scalars, per-layer values, per-parameter values) that the report reads.
+// The SQLite store: one row per run, and its metrics (scalars, per-layer and
+// per-parameter values) in one of two layouts (schema.ts), read and written
+// through one query layer (metrics.ts).
 //
 // Conventions:
 // - Times are ISO 8601 UTC strings (readable in the sqlite3 shell, sortable as text).
@@ -13,9 +14,17 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { RunConfig } from '../config/schema.ts';
+import { CompactTables, TextTables, type BucketCell, type Columns, type MetricBatch, type MetricChunk, type MetricRow, type MetricTables, type StepBuckets } from './metrics.ts';
+import { createSchema, ensureSchema, layoutOf, migrate, SCHEMA_VERSION, type Layout } from './schema.ts';
+
+export type { BucketCell, Columns, LayerRow, MetricBatch, MetricChunk, MetricRow, ParamRow, ScalarRow, StepBuckets } from './metrics.ts';
+export type { Layout } from './schema.ts';
 
 export const RUN_STATUSES = ['running', 'finished', 'failed', 'diverged', 'killed'] as const;
 export type RunStatus = (typeof RUN_STATUSES)[number];
+
+/** A running run whose heartbeat is older than this is taken for dead (its worker was killed). */
+export const LIVE_WITHIN_MS = 10 * 60_000;
 
 /** Raised for misuse of the store (unknown run, impossible status change). */
 export class StoreError extends Error {
@@ -48,62 +57,11 @@ export interface RunRecord extends Required<NewRun> {
   divergedStep: number | null;
 }
 
-export interface ScalarRow { runId: string; step: number; name: string; value: number }
-export interface LayerRow { runId: string; step: number; name: string; layer: number; value: number }
-export interface ParamRow { runId: string; step: number; name: string; param: string; value: number }
-
-export interface MetricBatch {
-  scalars?: ScalarRow[];
-  layers?: LayerRow[];
-  params?: ParamRow[];
-}
-
 export interface StatusExtra {
   error?: string;
   divergedStep?: number;
   endedAt?: string;
 }
-
-/** Bumped when the tables change incompatibly; a newer file is refused, not misread. */
-const SCHEMA_VERSION = 1;
-
-// The metric keys put `name` before `step` (same uniqueness as (run, step, name)),
-// so reading one series is a range scan of the key.
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS runs (
-  id TEXT PRIMARY KEY,
-  name TEXT NOT NULL,
-  sweep TEXT,
-  config_json TEXT NOT NULL,
-  config_hash TEXT NOT NULL,
-  seed INTEGER NOT NULL,
-  status TEXT NOT NULL,
-  backend TEXT NOT NULL,
-  step INTEGER NOT NULL DEFAULT 0,
-  total_steps INTEGER NOT NULL,
-  started_at TEXT NOT NULL,
-  ended_at TEXT,
-  heartbeat_at TEXT,
-  error TEXT,
-  diverged_step INTEGER,
-  versions_json TEXT NOT NULL,
-  run_dir TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS scalars (
-  run_id TEXT NOT NULL, step INTEGER NOT NULL, name TEXT NOT NULL, value REAL,
-  PRIMARY KEY (run_id, name, step)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS layer_metrics (
-  run_id TEXT NOT NULL, step INTEGER NOT NULL, name TEXT NOT NULL, layer INTEGER NOT NULL, value REAL,
-  PRIMARY KEY (run_id, name, step, layer)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS param_metrics (
-  run_id TEXT NOT NULL, step INTEGER NOT NULL, name TEXT NOT NULL, param TEXT NOT NULL, value REAL,
-  PRIMARY KEY (run_id, name, step, param)
-) WITHOUT ROWID;
-`;
-
-const METRIC_TABLES = ['scalars', 'layer_metrics', 'param_metrics'] as const;
 
 interface RunColumns {
   id: string; name: string; sweep: string | null; config_json: string; config_hash: string;
@@ -113,29 +71,42 @@ interface RunColumns {
 }
 
 export class RunStore {
-  private constructor(private readonly db: Database.Database, readonly file: string) {}
+  private readonly metrics: MetricTables;
+
+  private constructor(private readonly db: Database.Database, readonly file: string, version: number) {
+    this.metrics = layoutOf(version) === 'text' ? new TextTables(db) : new CompactTables(db);
+  }
+
+  /** Which metric layout this file holds (schema.ts). */
+  get layout(): Layout {
+    return this.metrics.layout;
+  }
 
   /**
    * Opens (creating the file, its folders and tables if need be) the store at `file`.
    * `readonly` opens an existing file without writing to it (reports, listings:
    * a reader must not write a file that a worker on another machine owns).
+   * `layout` applies to a new file only (default: the newest, compact).
    */
-  static open(file: string, options: { readonly?: boolean } = {}): RunStore {
+  static open(file: string, options: { readonly?: boolean; layout?: Layout } = {}): RunStore {
     if (options.readonly) return RunStore.openReadonly(file);
     mkdirSync(path.dirname(file), { recursive: true });
     const db = new Database(file);
     // busy_timeout first: the journal-mode switch itself can meet another writer.
     db.pragma('busy_timeout = 10000');
     db.pragma('journal_mode = WAL');
-    db.transaction(() => {
-      const version = db.pragma('user_version', { simple: true }) as number;
-      if (version > SCHEMA_VERSION) {
-        throw new StoreError(`${file}: store schema version ${version} is newer than this normlab's ${SCHEMA_VERSION}`);
+    // An existing file keeps its version (a run started in the text layout resumes
+    // in it); a new one gets the newest. Only migrate() moves a file forward.
+    const version = db.transaction(() => {
+      const found = db.pragma('user_version', { simple: true }) as number;
+      if (found > SCHEMA_VERSION) {
+        throw new StoreError(`${file}: store schema version ${found} is newer than this normlab's ${SCHEMA_VERSION}`);
       }
-      db.exec(SCHEMA);
-      db.pragma(`user_version = ${SCHEMA_VERSION}`);
+      if (found === 0) return createSchema(db, options.layout);
+      ensureSchema(db, found);
+      return found;
     }).immediate();
-    return new RunStore(db, file);
+    return new RunStore(db, file, version);
   }
 
   private static openReadonly(file: string): RunStore {
@@ -160,7 +131,7 @@ export class RunStore {
       db.close();
       throw new StoreError(`${file}: store schema version ${version} is newer than this normlab's ${SCHEMA_VERSION}`);
     }
-    return new RunStore(db, file);
+    return new RunStore(db, file, version || SCHEMA_VERSION);
   }
 
   private static readonlyDatabase(file: string): [Database.Database, number] {
@@ -251,64 +222,123 @@ export class RunStore {
 
   /** Writes scalars, per-layer and per-parameter rows in one transaction. */
   writeMetrics(batch: MetricBatch): void {
-    const scalar = this.db.prepare('INSERT OR REPLACE INTO scalars VALUES (@runId, @step, @name, @value)');
-    const layer = this.db.prepare('INSERT OR REPLACE INTO layer_metrics VALUES (@runId, @step, @name, @layer, @value)');
-    const param = this.db.prepare('INSERT OR REPLACE INTO param_metrics VALUES (@runId, @step, @name, @param, @value)');
     // IMMEDIATE takes the write lock up front, so a concurrent writer makes us wait
     // (busy_timeout) instead of failing with SQLITE_BUSY on the lock upgrade.
-    this.db.transaction(() => {
-      for (const r of batch.scalars ?? []) scalar.run(r);
-      for (const r of batch.layers ?? []) layer.run(r);
-      for (const r of batch.params ?? []) param.run(r);
-    }).immediate();
+    this.db.transaction(() => this.metrics.write(batch)).immediate();
   }
 
   /** Drops every metric row after `step`, so a run resumed from a checkpoint at `step` rewrites them. */
   deleteMetricsAfter(runId: string, step: number): void {
-    this.db.transaction(() => {
-      for (const table of METRIC_TABLES) {
-        this.db.prepare(`DELETE FROM ${table} WHERE run_id = ? AND step > ?`).run(runId, step);
-      }
-    }).immediate();
+    this.db.transaction(() => this.metrics.deleteAfter(runId, step)).immediate();
   }
 
   scalarSeries(runId: string, name: string): { step: number; value: number }[] {
-    const rows = this.db.prepare('SELECT step, value FROM scalars WHERE run_id = ? AND name = ? ORDER BY step')
-      .all(runId, name) as { step: number; value: number | null }[];
-    return rows.map((r) => ({ ...r, value: r.value ?? NaN }));
+    const { steps, values } = this.metrics.scalarColumns(runId, name);
+    return Array.from(steps, (step, i) => ({ step, value: values[i]! }));
+  }
+
+  /** One scalar series as typed columns (for the reduction step: no object per point). */
+  scalarColumns(runId: string, name: string): Columns {
+    return this.metrics.scalarColumns(runId, name);
+  }
+
+  /** The last `n` points of a scalar series (listings: read only what is shown). */
+  scalarTail(runId: string, name: string, n = 1): { step: number; value: number }[] {
+    return this.metrics.scalarTail(runId, name, n);
+  }
+
+  lastScalar(runId: string, name: string): number | undefined {
+    return this.metrics.scalarTail(runId, name, 1)[0]?.value;
   }
 
   layerSeries(runId: string, name: string): { step: number; layer: number; value: number }[] {
-    const rows = this.db.prepare('SELECT step, layer, value FROM layer_metrics WHERE run_id = ? AND name = ? ORDER BY step, layer')
-      .all(runId, name) as { step: number; layer: number; value: number | null }[];
-    return rows.map((r) => ({ ...r, value: r.value ?? NaN }));
+    return this.metrics.layerRows(runId, name);
   }
 
   paramSeries(runId: string, name: string): { step: number; param: string; value: number }[] {
-    const rows = this.db.prepare('SELECT step, param, value FROM param_metrics WHERE run_id = ? AND name = ? ORDER BY step, param')
-      .all(runId, name) as { step: number; param: string; value: number | null }[];
-    return rows.map((r) => ({ ...r, value: r.value ?? NaN }));
+    return this.metrics.paramRows(runId, name);
   }
 
-  /** Every metric row of one run, table by table, for exports; `index` is the layer, the parameter, or null. */
-  *metricRows(runId: string): Generator<{ kind: 'scalar' | 'layer' | 'param'; step: number; name: string; index: number | string | null; value: number }> {
-    const queries = [
-      ['scalar', 'SELECT step, name, NULL AS idx, value FROM scalars WHERE run_id = ? ORDER BY name, step'],
-      ['layer', 'SELECT step, name, layer AS idx, value FROM layer_metrics WHERE run_id = ? ORDER BY name, step, layer'],
-      ['param', 'SELECT step, name, param AS idx, value FROM param_metrics WHERE run_id = ? ORDER BY name, step, param'],
-    ] as const;
-    for (const [kind, sql] of queries) {
-      for (const r of this.db.prepare(sql).iterate(runId) as Iterable<{ step: number; name: string; idx: number | string | null; value: number | null }>) {
-        yield { kind, step: r.step, name: r.name, index: r.idx, value: r.value ?? NaN };
-      }
+  /** How many steps hold this per-layer metric, and the first and last of them. */
+  layerSteps(runId: string, name: string): { count: number; first: number; last: number } | undefined {
+    return this.metrics.layerSteps(runId, name);
+  }
+
+  /** A per-layer metric at one step, by 1-based layer. */
+  layerAt(runId: string, name: string, step: number): Map<number, number> {
+    return this.metrics.layerAt(runId, name, step);
+  }
+
+  /** A per-layer metric's mean over steps (finite values only), by layer. */
+  layerMeans(runId: string, name: string): Map<number, number> {
+    return this.metrics.layerMeans(runId, name);
+  }
+
+  /** Where layer a's value over layer b's is smallest over training. */
+  lowestRatio(runId: string, name: string, a: number, b: number): { step: number; value: number } | undefined {
+    return this.metrics.lowestRatio(runId, name, a, b);
+  }
+
+  /** Mean, max and count of a per-layer metric per step bucket and layer, aggregated in SQL. */
+  layerBuckets(runId: string, name: string, buckets: StepBuckets): BucketCell[] {
+    return this.metrics.layerBuckets(runId, name, buckets);
+  }
+
+  /** Every metric row of one run, kind by kind, grouped by metric name, for exports; `index` is the layer, the parameter, or null. */
+  *metricRows(runId: string): Generator<MetricRow> {
+    for (const c of this.metrics.chunks(runId)) {
+      for (const [step, index, value] of c.rows) yield { kind: c.kind, step, name: c.name, index, value: value ?? NaN };
     }
+  }
+
+  /** The same rows in chunks of up to ~100,000 (one SQLite call each): the fast path for long exports. */
+  metricChunks(runId: string): Generator<MetricChunk> {
+    return this.metrics.chunks(runId);
   }
 
   /** Rows per metric table for one run. */
   countRows(runId: string): { scalars: number; layers: number; params: number } {
-    const count = (table: string) =>
-      (this.db.prepare(`SELECT count(*) AS n FROM ${table} WHERE run_id = ?`).get(runId) as { n: number }).n;
-    return { scalars: count('scalars'), layers: count('layer_metrics'), params: count('param_metrics') };
+    return this.metrics.countRows(runId);
+  }
+
+  /**
+   * Repacks the file (VACUUM) so a finished run leaves no half-empty pages; a
+   * no-op while another connection is using it.
+   */
+  compact(): void {
+    try {
+      this.db.exec('VACUUM');
+    } catch (e) {
+      if ((e as { code?: string }).code !== 'SQLITE_BUSY' && (e as { code?: string }).code !== 'SQLITE_LOCKED') throw e;
+    }
+  }
+
+  /** Runs whose worker looks alive: running, with a heartbeat (or start) within LIVE_WITHIN_MS. */
+  liveRuns(now = Date.now()): RunRecord[] {
+    return this.listRuns({ status: 'running' }).filter((r) => now - Date.parse(r.heartbeatAt ?? r.startedAt) < LIVE_WITHIN_MS);
+  }
+
+  /**
+   * Moves an existing file to the newest schema version (normlab store migrate)
+   * and repacks it. Refuses a file a live run is writing. Returns the steps taken
+   * (none when it is current).
+   */
+  static migrateFile(file: string, now = Date.now()): string[] {
+    const store = RunStore.open(file, {});
+    try {
+      const live = store.liveRuns(now);
+      if (live.length) {
+        throw new StoreError(`${file}: run ${live.map((r) => r.id).join(', ')} is writing this store (heartbeat within ${LIVE_WITHIN_MS / 60_000} minutes); migrate it once the run has ended or been stopped`);
+      }
+      const version = store.db.pragma('user_version', { simple: true }) as number;
+      if (version >= SCHEMA_VERSION) return [];
+      const done = migrate(store.db, version);
+      store.db.exec('VACUUM');
+      store.seal();
+      return done;
+    } finally {
+      store.close();
+    }
   }
 }
 
@@ -317,10 +347,15 @@ export class RunStore {
  * (every `flushRows` rows, or on flush()), so training does not commit per step.
  * Flush before a checkpoint is written, so the store holds everything it covers.
  */
+/** Gets each batch once the store has committed it (e.g. TensorBoard events written live). */
+export interface MetricSink {
+  write(batch: MetricBatch): void;
+}
+
 export class MetricBuffer {
   private batch: Required<MetricBatch> = { scalars: [], layers: [], params: [] };
 
-  constructor(private readonly store: RunStore, readonly runId: string, private readonly flushRows = 1000) {}
+  constructor(private readonly store: RunStore, readonly runId: string, private readonly flushRows = 1000, private readonly sink?: MetricSink) {}
 
   get pending(): number {
     return this.batch.scalars.length + this.batch.layers.length + this.batch.params.length;
@@ -344,6 +379,7 @@ export class MetricBuffer {
   flush(): void {
     if (this.pending === 0) return;
     this.store.writeMetrics(this.batch);
+    this.sink?.write(this.batch);
     this.batch = { scalars: [], layers: [], params: [] };
   }
 

@@ -49,7 +49,7 @@ export function readClaim(runDir: string, staleAfterMs: number, now = Date.now()
   }
   const generations = names.map((n) => /^claim-(\d+)\.json$/.exec(n)).filter((m) => m !== null).map((m) => Number(m[1]));
   if (generations.length === 0) return null;
-  const generation = Math.max(...generations);
+  const generation = generations.reduce((a, b) => Math.max(a, b));
   const file = path.join(claimsDir(runDir), `claim-${generation}.json`);
   let heartbeatAt: Date;
   try {

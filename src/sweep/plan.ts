@@ -3,6 +3,7 @@
 import { readFileSync, renameSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
+import { pathUnder } from '../config/names.ts';
 import { loadRunConfig, resolveRunConfig, setKey } from '../config/load.ts';
 import type { RunConfig } from '../config/schema.ts';
 import { hash32, Rng } from '../data/rng.ts';
@@ -63,7 +64,7 @@ function plannedRun(spec: SweepSpec, base: Record<string, unknown>, overrides: O
   for (const [key, value] of overrides) obj = setKey(obj, key, value, source);
   const config = resolveRunConfig(obj, source);
   const { id, hash } = runIdentity(config);
-  const dir = path.join(config.output.runs_dir, id);
+  const dir = path.join(config.output.runs_dir, id); // runIdentity checked it lies under runs_dir
   // Output paths are not hashed, so pointing the run at its own database keeps its identity.
   config.output.db = path.join(dir, RUN_DB);
   return { index, id, hash, dir, overrides, config };
@@ -115,7 +116,9 @@ export function runsDirOf(plan: Plan): string {
 }
 
 export function planPath(runsDir: string, sweep: string): string {
-  return path.join(runsDir, 'sweeps', sweep, 'plan.json');
+  const sweeps = path.join(runsDir, 'sweeps');
+  pathUnder(sweeps, sweep);
+  return path.join(sweeps, sweep, 'plan.json');
 }
 
 /** Writes the plan under the sweep's folder (atomically: workers on other machines may be reading it). */

@@ -5,6 +5,7 @@ import path from 'node:path';
 import YAML, { YAMLParseError } from 'yaml';
 import { z, ZodError, type ZodIssue } from 'zod';
 import { ConfigError, describe, zodProblems, type ConfigProblem } from '../config/errors.ts';
+import { nameProblem } from '../config/names.ts';
 import { keysAt } from '../config/schema.ts';
 
 export const DISTRIBUTIONS = ['uniform', 'log_uniform_values', 'int_uniform', 'categorical'] as const;
@@ -28,7 +29,7 @@ const parameterSchema = z
 const sweepSchema = z
   .object({
     /** Names the sweep's runs and its folder; absent: the file's name. */
-    name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'letters, digits, ".", "_" and "-" only').optional(),
+    name: z.string().optional(),
     description: z.string().optional(),
     /** The run config every run starts from, relative to the sweep file. */
     base: z.string().min(1),
@@ -82,12 +83,21 @@ export function loadSweep(file: string): SweepSpec {
     throw new ConfigError(file, [{ key: 'run_cap', detail: 'random search needs run_cap (the number of runs to sample)' }]);
   }
   return {
-    file, name: s.name ?? path.parse(file).name, base: path.resolve(path.dirname(file), s.base),
+    file, name: sweepName(file, s.name), base: path.resolve(path.dirname(file), s.base),
     ...(s.description !== undefined && { description: s.description }),
     method: s.method, parameters, seed: s.seed,
     ...(s.run_cap !== undefined && { runCap: s.run_cap }),
     ...(s.metric !== undefined && { metric: s.metric }),
   };
+}
+
+/** The sweep's name (absent: the file's): it names folders, runs and the Slurm job, so one safe folder name. */
+function sweepName(file: string, name: string | undefined): string {
+  const resolved = name ?? path.parse(file).name;
+  const problem = nameProblem(resolved);
+  if (problem === null) return resolved;
+  const detail = name === undefined ? `the sweep file's name is used as the sweep name and is not usable: ${problem}; set name:` : problem;
+  throw new ConfigError(file, [{ key: 'name', detail }]);
 }
 
 type RawParameter = z.output<typeof parameterSchema>;

@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import pino, { type Logger } from 'pino';
 import { configHash } from '../config/hash.ts';
+import { pathUnder } from '../config/names.ts';
 import type { RunConfig } from '../config/schema.ts';
 import { trainingBatches } from '../data/training.ts';
 import { parameterCount } from '../model/model.ts';
@@ -12,8 +13,10 @@ import { MetricBuffer, type RunStore } from '../store/store.ts';
 import { writeFileDurably } from '../model/safetensors.ts';
 import { cheapAnalysisRows } from '../analyze/analyses.ts';
 import { AnalysisStore } from '../store/analyses.ts';
+import { LiveEvents } from '../tensorboard/runs.ts';
 import { checkFitsBackend } from './memory.ts';
 import { train, type TrainHooks, type TrainingData, type TrainOutcome } from './trainer.ts';
+import { onlyRankZero, rankRows, type Replica, silentLog } from '../distributed/replica.ts';
 
 export interface RunIdentity {
   id: string;
@@ -24,7 +27,7 @@ export interface RunIdentity {
 export function runIdentity(config: RunConfig): RunIdentity {
   const hash = configHash(config);
   const id = `${config.name}-${hash.slice(0, 10)}`;
-  return { id, hash, dir: resolve(config.output.runs_dir, id) };
+  return { id, hash, dir: pathUnder(config.output.runs_dir, id) };
 }
 
 /** The resolved config saved with a run, so `--resume <run>` needs nothing else. */
@@ -56,6 +59,8 @@ export interface RunOptions {
   sweep?: string;
   hooks?: TrainHooks;
   logLevel?: string;
+  /** Data parallel: this rank (src/distributed). Only rank 0 writes; the caller gives the other ranks a store that writes nothing. */
+  replica?: Replica;
 }
 
 export interface RunResult {
@@ -68,15 +73,31 @@ function openLog(dir: string, level: string): Logger {
   return pino({ level }, pino.destination({ dest: join(dir, 'train.log'), sync: true, append: true }));
 }
 
+/** Under data parallel, this rank's rows of each global batch; every rank keeps the same position. */
+function rankShare(data: RunData, config: RunConfig, replica: Replica | undefined): RunData {
+  if (!replica) return data;
+  const rows = config.train.batch_size;
+  return {
+    ...data,
+    position: () => data.position(),
+    seek: (p) => data.seek(p),
+    nextBatch: () => rankRows(data.nextBatch(), replica, rows),
+    ...(data.lastBatchWeights && { lastBatchWeights: () => rankRows(data.lastBatchWeights!(), replica, rows) }),
+  };
+}
+
 export async function executeRun(opts: RunOptions): Promise<RunResult> {
   const { config, store } = opts;
   checkFitsBackend(config, opts.backend);
-  const data = opts.data ?? await trainingData(config);
+  const { replica } = opts;
+  const data = rankShare(opts.data ?? await trainingData(config), config, replica);
   const identity = runIdentity(config);
-  if (opts.restart) rmSync(join(identity.dir, 'checkpoints'), { recursive: true, force: true });
-  mkdirSync(identity.dir, { recursive: true });
-  writeFileDurably(join(identity.dir, 'run.json'), JSON.stringify({ id: identity.id, hash: identity.hash, config }, null, 2));
-  const log = openLog(identity.dir, opts.logLevel ?? 'info');
+  onlyRankZero(replica, () => {
+    if (opts.restart) rmSync(join(identity.dir, 'checkpoints'), { recursive: true, force: true });
+    mkdirSync(identity.dir, { recursive: true });
+    writeFileDurably(join(identity.dir, 'run.json'), JSON.stringify({ id: identity.id, hash: identity.hash, config }, null, 2));
+  }, () => undefined);
+  const log = onlyRankZero(replica, () => openLog(identity.dir, opts.logLevel ?? 'info'), silentLog);
   const existing = store.getRun(identity.id);
   if (!existing) {
     store.createRun({
@@ -89,7 +110,9 @@ export async function executeRun(opts: RunOptions): Promise<RunResult> {
   }
   const parameters = parameterCount(config.model);
   log.info({ run: identity.id, backend: opts.backend, versions: opts.versions, parameters, trainTokens: data.tokens }, 'start');
-  const metrics = new MetricBuffer(store, identity.id);
+  // TensorBoard events follow the store: each committed metric batch is written to the run's folder too.
+  const events = config.output.tensorboard ? LiveEvents.open(identity.dir, config) : undefined;
+  const metrics = new MetricBuffer(store, identity.id, undefined, events);
   let analyses: AnalysisStore | undefined;
   const analysisStore = () => (analyses ??= AnalysisStore.open(store.file));
   let outcome: TrainOutcome;
@@ -97,12 +120,18 @@ export async function executeRun(opts: RunOptions): Promise<RunResult> {
     outcome = await train({
       config, configHash: identity.hash, runDir: identity.dir, data, metrics, log,
       resume: !opts.restart,
-      deleteMetricsAfter: (step) => store.deleteMetricsAfter(identity.id, step),
+      deleteMetricsAfter: (step) => {
+        store.deleteMetricsAfter(identity.id, step);
+        events?.resumeAfter(step);
+      },
       recordAnalysis: (step, forward) => {
         for (const [name, rows] of Object.entries(cheapAnalysisRows(forward))) analysisStore().write(identity.id, step, name, rows);
       },
+      replica,
       hooks: {
         ...opts.hooks,
+        // Every rank stops after the same step when any of them is asked to.
+        ...(replica && { stopRequested: () => replica.anyRank(opts.hooks?.stopRequested?.() ?? false) }),
         onStep: (report) => {
           if (report.step % 10 === 0) store.heartbeat(identity.id, report.step);
           opts.hooks?.onStep?.(report);
@@ -112,6 +141,7 @@ export async function executeRun(opts: RunOptions): Promise<RunResult> {
   } catch (e) {
     metrics.flush();
     store.setStatus(identity.id, 'failed', { error: (e as Error).message });
+    events?.end('failed');
     log.error({ err: e }, 'failed');
     throw e;
   } finally {
@@ -120,6 +150,9 @@ export async function executeRun(opts: RunOptions): Promise<RunResult> {
   store.heartbeat(identity.id, outcome.step);
   if (outcome.status === 'diverged') store.setStatus(identity.id, 'diverged', { divergedStep: outcome.step, error: outcome.reason });
   else store.setStatus(identity.id, outcome.status);
+  events?.end(outcome.status);
+  // Rows arrive step by step across series, leaving pages part-filled: repack once at the end.
+  if (outcome.status !== 'killed') store.compact();
   log.info({ outcome, numTensors: tf.memory().numTensors }, 'end');
   return { identity, outcome, parameters };
 }

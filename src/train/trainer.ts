@@ -15,10 +15,11 @@ import { faultPoint } from './faults.ts';
 import { applyTvr } from './tvr.ts';
 import type { MetricBuffer } from '../store/store.ts';
 import { AdamW, clipFactor } from './adamw.ts';
-import { latestGoodCheckpoint, removeUnfinishedCheckpoints, saveCheckpoint, toTensors } from './checkpoint.ts';
+import { latestGoodCheckpoint, removeUnfinishedCheckpoints, saveCheckpoint, type SaveOptions } from './checkpoint.ts';
 import { evaluate } from './evaluate.ts';
 import { learningRate } from './schedule.ts';
 import { lossAndGrads } from './step.ts';
+import { globalMean, type Replica } from '../distributed/replica.ts';
 
 /** Where training batches come from; the position is saved in checkpoints. */
 export interface TrainingData {
@@ -68,6 +69,8 @@ export interface TrainContext {
   deleteMetricsAfter(step: number): void;
   /** Receives the cheap layer analyses every `analyze_every` steps. */
   recordAnalysis?(step: number, analysis: ForwardAnalysis): void;
+  /** Data parallel (src/distributed): this rank's part; `data` then yields its rows of each global batch. Absent: one process. */
+  replica?: Replica;
 }
 
 const GPAS_GATE = '.gpas_block.gate';
@@ -106,20 +109,28 @@ function restoreOrInit(ctx: TrainContext): State {
     ctx.deleteMetricsAfter(0);
     return { model, params, optimizer: new AdamW(optimizerConfig(config), params), step: 0 };
   }
+  const { params, moments } = checkpoint;
   if (checkpoint.state.configHash !== ctx.configHash) {
+    tf.dispose([...Object.values(params), ...Object.values(moments!.m), ...Object.values(moments!.v)]);
     throw new Error(`${checkpoint.dir}: checkpoint was written for config ${checkpoint.state.configHash}, not ${ctx.configHash}; resume with the run's own config`);
   }
-  const params = toTensors(checkpoint.params);
-  const optimizer = new AdamW(optimizerConfig(config), params, {
-    m: toTensors(checkpoint.moments.m), v: toTensors(checkpoint.moments.v), step: checkpoint.state.optimizerStep,
-  });
+  const optimizer = new AdamW(optimizerConfig(config), params, { ...moments!, step: checkpoint.state.optimizerStep });
   ctx.data.seek(checkpoint.state.dataPosition);
   ctx.deleteMetricsAfter(checkpoint.state.step);
   ctx.hooks?.onResume?.(checkpoint.state.step, checkpoint.dir);
   return { model, params, optimizer, step: checkpoint.state.step };
 }
 
+function checkpointOptions(ctx: TrainContext): SaveOptions {
+  const { train } = ctx.config;
+  return {
+    keep: train.keep_checkpoints, shardBytes: train.checkpoint_shard_size, onNoSpace: train.on_checkpoint_no_space,
+    tokenizer: ctx.config.data.tokenizer, warn: ctx.hooks?.warn,
+  };
+}
+
 async function checkpoint(ctx: TrainContext, s: State): Promise<void> {
+  if (ctx.replica && !ctx.replica.writes) return;
   // Rows up to this step reach the store before the checkpoint that covers them.
   faultPoint('metrics-flush');
   ctx.metrics.flush();
@@ -127,9 +138,9 @@ async function checkpoint(ctx: TrainContext, s: State): Promise<void> {
     join(ctx.runDir, 'checkpoints'), ctx.config.model, ctx.config.train.seq_len, s.params,
     { m: s.optimizer.m, v: s.optimizer.v },
     { step: s.step, optimizerStep: s.optimizer.step, dataPosition: ctx.data.position(), configHash: ctx.configHash },
-    ctx.config.train.keep_checkpoints,
+    checkpointOptions(ctx),
   );
-  ctx.log.info({ step: s.step, dir }, 'checkpoint');
+  if (dir) ctx.log.info({ step: s.step, dir }, 'checkpoint');
 }
 
 function isDue(step: number, every: number, last: number): boolean {
@@ -158,9 +169,16 @@ function afterOptimizerStep(cfg: ModelConfig, params: Params, step: number): voi
 /** One optimizer step, or why it could not be taken (a non-finite loss or gradient). */
 function trainStep(ctx: TrainContext, s: State, diagnostics: boolean): Omit<StepReport, 'tokensPerSecond'> | { diverged: string } {
   const { train } = ctx.config;
-  const tokens = tf.tensor2d(ctx.data.nextBatch(), [train.batch_size, train.seq_len + 1], 'int32');
-  const weights = ctx.data.lastBatchWeights && tf.tensor2d(ctx.data.lastBatchWeights(), [train.batch_size, train.seq_len]);
-  const { loss, grads, outputVariances } = lossAndGrads(s.model, s.params, tokens, { outputVariances: diagnostics, lossWeights: weights });
+  // Rows: the batch size, or under data parallel this rank's share of it.
+  const batch = ctx.data.nextBatch();
+  const rows = batch.length / (train.seq_len + 1);
+  const tokens = tf.tensor2d(batch, [rows, train.seq_len + 1], 'int32');
+  const weights = ctx.data.lastBatchWeights && tf.tensor2d(ctx.data.lastBatchWeights(), [rows, train.seq_len]);
+  const local = lossAndGrads(s.model, s.params, tokens, { outputVariances: diagnostics, lossWeights: weights });
+  const { outputVariances } = local;
+  const { loss, grads } = ctx.replica
+    ? globalMean(ctx.replica, local.loss, local.grads, weights ? weights.sum() : tf.scalar(rows * train.seq_len))
+    : local;
   try {
     const lossValue = loss.dataSync()[0]!;
     const norms = gradNorms(gradSquareSums(grads), ctx.config.model.n_layers);
@@ -193,6 +211,7 @@ function trainStep(ctx: TrainContext, s: State, diagnostics: boolean): Omit<Step
 export async function train(ctx: TrainContext): Promise<TrainOutcome> {
   const { train } = ctx.config;
   const s = restoreOrInit(ctx);
+  ctx.replica?.checkSameStart(s.step, s.params);
   const validation = ctx.data.validation.map((b) => tf.tensor2d(b, [b.length / (train.seq_len + 1), train.seq_len + 1], 'int32'));
   const validationWeights = ctx.data.validationWeights?.map((w) => tf.tensor2d(w, [w.length / train.seq_len, train.seq_len]));
   const tokensPerStep = train.batch_size * train.seq_len;

@@ -21,10 +21,11 @@ export interface TorchInfo {
 
 /**
  * Registers the backend (once) and makes it tfjs's current one on `device`
- * ('auto': CUDA when libtorch has it and a GPU is visible). Throws
+ * ('auto': CUDA when libtorch has it and a GPU is visible; `cudaIndex`: which
+ * GPU, a data-parallel rank's local rank). Throws
  * AddonUnavailable when the addon is not built or cannot run there.
  */
-export async function useTorch(device: TorchDevice): Promise<TorchInfo> {
+export async function useTorch(device: TorchDevice, cudaIndex = 0): Promise<TorchInfo> {
   const addon = loadAddon();
   if (!tf.findBackendFactory('torch')) {
     registerTorchKernels('torch', addon);
@@ -33,7 +34,7 @@ export async function useTorch(device: TorchDevice): Promise<TorchInfo> {
   }
   const target = device === 'auto' ? (addon.info().cudaDevices > 0 ? 'cuda' : 'cpu') : device;
   try {
-    addon.setDevice(target);
+    addon.setDevice(target, cudaIndex);
   } catch (e) {
     throw new AddonUnavailable(`--device ${target}: ${(e as Error).message}`);
   }
