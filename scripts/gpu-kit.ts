@@ -52,6 +52,11 @@ const SOURCE_EDITS: Record<string, [string, string][]> = {
     ['`import(${JSON.stringify(TSX_API)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(WORKER)}); });`',
       '`import(${JSON.stringify(WORKER)});`'],
   ],
+  // The HTML report's client script is bundled when the kit is built, not when a report is written.
+  'src/report/html/page.ts': [
+    ["const esbuild = await import('esbuild');", "if (__nlRoot) return readFileSync(__nlJoin(__dirname, 'report-client.js'), 'utf8');\n  const esbuild = await import('esbuild');"],
+    ["createRequire(import.meta.url).resolve('uplot/dist/uPlot.min.css')", "__nlJoin(__dirname, 'uPlot.min.css')"],
+  ],
   // better-sqlite3 finds its addon by walking the stack (package `bindings`); name it.
   'node_modules/better-sqlite3/lib/database.js': [
     ["require('bindings')('better_sqlite3.node')", "require('../build/Release/better_sqlite3.node')"],
@@ -129,9 +134,11 @@ async function bundle(app: string): Promise<string[]> {
       minifySyntax: true,
       legalComments: 'none',
       logLevel: 'error',
+      external: ['esbuild'],
       plugins: [sourcesPlugin(), nativePlugin(outDir, carried)],
     });
     if (result.errors.length) throw new Error('gpu-kit: esbuild failed');
+    await bundleReportClient(app, outDir);
   } finally {
     rmSync(entry);
   }
@@ -140,6 +147,18 @@ async function bundle(app: string): Promise<string[]> {
   for (const f of readdirSync(wasmDir).filter((f) => f.endsWith('.wasm'))) copyFileSync(join(wasmDir, f), join(outDir, f));
   writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'normlab-kit', private: true, type: 'module' }) + '\n');
   return carried;
+}
+
+/** The HTML report's page script and styles, as src/report/html/page.ts builds and reads them. */
+async function bundleReportClient(app: string, outDir: string): Promise<void> {
+  const html = join(ROOT, 'src', 'report', 'html');
+  await build({
+    entryPoints: [join(html, 'client.ts')], bundle: true, minify: true, format: 'iife', target: 'es2020',
+    outfile: join(outDir, 'report-client.js'), logLevel: 'error', legalComments: 'none',
+  });
+  copyFileSync(realpathSync(join(ROOT, 'node_modules', 'uplot', 'dist', 'uPlot.min.css')), join(outDir, 'uPlot.min.css'));
+  mkdirSync(join(app, 'src', 'report', 'html'), { recursive: true });
+  for (const f of readdirSync(html).filter((f) => f.endsWith('.css'))) copyFileSync(join(html, f), join(app, 'src', 'report', 'html', f));
 }
 
 /** Node's N-API headers: beside this node, in /usr/include/node, or node-gyp's cache. */

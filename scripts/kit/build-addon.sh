@@ -35,7 +35,7 @@ fi
 ABI=0; grep -q __cxx11 "$LIB/libc10.so" && ABI=1
 CUDA=0; [ -f "$LIB/libtorch_cuda.so" ] && CUDA=1
 # C++17 (node-gyp's), or newer where PyTorch builds its extensions so.
-STD="$("$PY" -c 'import inspect, re, torch.utils.cpp_extension as e; print(max(map(int, re.findall(r"-std=c\+\+(\d+)", inspect.getsource(e))), default=17))' 2>/dev/null | tail -n 1)"
+STD="$("$PY" -c 'import inspect, re, torch.utils.cpp_extension as e; print(max(map(int, re.findall(r"-std=c\+\+(\d+)", inspect.getsource(e))), default=17))' 2>/dev/null | tail -n 1 || true)"
 [ "${STD:-0}" -gt 17 ] 2>/dev/null || STD=17
 
 FLAGS=(-O3 -fPIC -pthread -m64 -fno-omit-frame-pointer "-std=gnu++$STD" -fexceptions -frtti -fopenmp
@@ -45,21 +45,29 @@ FLAGS=(-O3 -fPIC -pthread -m64 -fno-omit-frame-pointer "-std=gnu++$STD" -fexcept
   -I"$HEADERS" -I"$APP/node_modules/node-addon-api" -I"$INC/torch/csrc/api/include")
 # /usr/include is searched anyway; naming it with -I breaks libstdc++'s #include_next.
 [ "$INC" != /usr/include ] && FLAGS+=(-I"$INC")
-# c10d's process groups, where this libtorch has them (PyTorch's own macros).
-[ -f "$INC/torch/csrc/distributed/c10d/ProcessGroupGloo.hpp" ] && FLAGS+=(-DUSE_C10D_GLOO)
 LIBS=(-L"$LIB" -ltorch_cpu -lc10)
-if [ "$CUDA" = 1 ]; then
-  [ -f "$INC/torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp" ] && FLAGS+=(-DUSE_C10D_NCCL)
-  # CUDA's and NCCL's headers: the toolkit, and pip's nvidia-* packages beside torch.
-  for d in "${CUDA_HOME:-/usr/local/cuda}/include" "$(dirname "$(dirname "$(command -v nvcc || echo /none/bin/nvcc)")")/include" \
-           "$LIB"/../../nvidia/*/include "$LIB"/../../nvidia/*/*/include; do
-    [ -d "$d" ] && FLAGS+=(-I"$d")
-  done
-  # Nothing references libtorch_cuda's symbols; without --no-as-needed its CUDA kernels never register.
-  LIBS+=(-Wl,--no-as-needed -ltorch_cuda -lc10_cuda -Wl,--as-needed)
+# Nothing references libtorch_cuda's symbols; without --no-as-needed its CUDA kernels never register.
+[ "$CUDA" = 1 ] && LIBS+=(-Wl,--no-as-needed -ltorch_cuda -lc10_cuda -Wl,--as-needed)
+
+# c10d's process groups for data parallel, as scripts/build-torch.ts's findC10d finds them:
+# Gloo with its headers; NCCL with a CUDA libtorch, nccl.h and the CUDA runtime's headers.
+C10D="$INC/torch/csrc/distributed/c10d" PGS=""
+folder_with() { local file="$1"; shift; for d in "$@"; do [ -f "$d/$file" ] && { echo "$d"; return 0; }; done; return 1; }
+add_include() { [ "$1" != /usr/include ] && [ "$1" != "$INC" ] && FLAGS+=(-I"$1"); return 0; }
+if [ -f "$C10D/ProcessGroupGloo.hpp" ] && d="$(folder_with gloo/algorithm.h "$INC" /usr/include /usr/local/include)"; then
+  FLAGS+=(-DUSE_C10D_GLOO) PGS="Gloo" && add_include "$d"
+fi
+if [ "$CUDA" = 1 ] && [ -f "$C10D/ProcessGroupNCCL.hpp" ]; then
+  mapfile -t NVIDIA < <("$PY" -c 'import nvidia, os; [print(os.path.join(p, d, "include")) for p in nvidia.__path__ for d in sorted(os.listdir(p))]' 2>/dev/null || true)
+  CANDIDATES=("$INC" "${CUDA_HOME:-${CUDA_PATH:-/usr/local/cuda}}/include" "${NVIDIA[@]}" /usr/include)
+  if folder_with nccl.h "${CANDIDATES[@]}" >/dev/null && folder_with cuda_runtime_api.h "${CANDIDATES[@]}" >/dev/null; then
+    # ATen's CUDA headers include cuBLAS, cuSPARSE and cuSOLVER's: every candidate folder that exists.
+    for d in "${CANDIDATES[@]}"; do [ -d "$d" ] && add_include "$d"; done
+    FLAGS+=(-DUSE_C10D_NCCL) PGS="${PGS:+$PGS and }NCCL"
+  fi
 fi
 
-echo "build-addon: libtorch from $SOURCE, CUDA $CUDA, C++ ABI $ABI, -std=gnu++$STD"
+echo "build-addon: libtorch from $SOURCE, CUDA $CUDA, C++ ABI $ABI, -std=gnu++$STD, c10d: ${PGS:-no process group}"
 rm -rf "$OBJ" && mkdir -p "$OBJ" "$(dirname "$OUT")"
 # Every source file, whatever is added to native/src; one compiler per core.
 JOBS="$(nproc)" pids=()
