@@ -209,7 +209,7 @@ test('normlab report --out writes the document, SVG and PNG figures and a long C
   const r = runCli(['report', '--runs-dir', dir, '--sweep', 's', '--format', 'md', '--out', out]);
   assert.equal(r.code, 0, r.stderr);
   const md = readFileSync(join(out, 'report.md'), 'utf8');
-  assert.match(md, /^# Sweep s\n\n7 runs \(6 finished, 1 diverged\); backend wasm\./);
+  assert.match(md, /^# Sweep s\n\n7 runs \(6 finished, 1 diverged\); backend wasm; tokenizer byte\./);
   assert.match(md, /!\[Output variance against depth\]\(figures\/output-variance-depth-nano-2l-d64\.svg\)/);
   for (const name of ['loss-nano-2l-d64', 'perplexity-vs-size']) {
     assert.ok(existsSync(join(out, 'figures', `${name}.svg`)));

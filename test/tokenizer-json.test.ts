@@ -1,7 +1,7 @@
 // Hugging Face tokenizer.json through the `tokenizers` library: SentencePiece
 // agreement, the papers' T5 rows, GPT-2 rebuilt as a file, and the errors.
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -214,4 +214,32 @@ test('a corrupt tokenizer.json, ids beyond vocab_size and a dataset of another t
   assert.equal(r.code, 2);
   assert.match(r.stderr, /was prepared with tokenizer .*tokenizer\.json \(sha256 [0-9a-f]{12}\), but the config's data\.tokenizer is .*other\.json \(sha256 [0-9a-f]{12}\): their ids differ/);
   assert.equal(existsSync(runs), false, 'nothing written');
+});
+
+test('end to end with a tokenizer.json: train, the checkpoint carries the file, sample from a copied-out checkpoint, report names it', () => {
+  const dir = tempDir();
+  mkdirSync(join(dir, 'tok'));
+  for (const f of ['tokenizer.json', 'tokenizer_config.json']) cpSync(join(FIXTURE, f), join(dir, 'tok', f));
+  const config = join(dir, 'run.yaml');
+  writeFileSync(config, stringify({
+    name: 'uni', model: { preset: 'nano', n_layers: 2, vocab_size: 2048 },
+    train: { steps: 4, batch_size: 2, seq_len: 16, warmup_steps: 1, eval_every: 2, eval_batches: 1, checkpoint_every: 4 },
+    data: { source: DOCS, tokenizer: 'tok', batching: 'truncate' }, output: { runs_dir: join(dir, 'runs') },
+  }));
+  const r = runCli(['train', config, '--backend', 'wasm']);
+  assert.equal(r.code, 0, r.stderr);
+  const runDir = readdirSync(join(dir, 'runs')).find((f) => f.startsWith('uni-'))!;
+  const step = join(dir, 'runs', runDir, 'checkpoints', 'step-00000004');
+  assert.deepEqual(readFileSync(join(step, 'tokenizer.json')), readFileSync(TOKENIZER));
+  assert.deepEqual(readFileSync(join(step, 'tokenizer_config.json')), readFileSync(join(FIXTURE, 'tokenizer_config.json')));
+  const generation = JSON.parse(readFileSync(join(step, 'generation_config.json'), 'utf8'));
+  assert.deepEqual([generation.eos_token_id, generation.pad_token_id, generation.normlab_tokenizer.name], [1, 0, 'tokenizer.json']);
+  cpSync(step, join(dir, 'lone'), { recursive: true });
+  rmSync(join(dir, 'tok'), { recursive: true });
+  const s = runCli(['sample', join(dir, 'lone'), '--prompt', 'The', '--max-tokens', '5', '--backend', 'wasm']);
+  assert.equal(s.code, 0, s.stderr);
+  assert.match(s.stdout, /^The/);
+  const report = runCli(['report', '--runs-dir', join(dir, 'runs')]);
+  assert.equal(report.code, 0, report.stderr);
+  assert.match(report.stdout, /tok\/tokenizer\.json \(sha256 [0-9a-f]{8}/);
 });

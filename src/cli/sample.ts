@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import * as tf from '@tensorflow/tfjs';
 import { resolveTarget } from '../analyze/checkpoint-analysis.ts';
-import { loadTokenizer } from '../data/tokenizers.ts';
+import { loadTextTokenizer } from '../data/tokenizers.ts';
 import type { ModelConfig } from '../model/config.ts';
 import { generate, type SampleOptions } from '../model/generate.ts';
 import { Model } from '../model/model.ts';
@@ -54,10 +54,11 @@ function sampleTarget(target: string, step?: number): { checkpointDir: string; m
       throw new UsageError(`${join(target, name)}: missing or not JSON; a checkpoint outside its run folder needs its config.json and generation_config.json`);
     }
   };
-  const tokenizer = read('generation_config.json').normlab_tokenizer?.name;
+  const name = read('generation_config.json').normlab_tokenizer?.name;
   const model = read('config.json').normlab;
-  if (!model || typeof tokenizer !== 'string') throw new UsageError(`${target}: config.json has no "normlab" model config or generation_config.json no tokenizer name`);
-  return { checkpointDir: resolve(target), model, tokenizer };
+  if (!model || typeof name !== 'string') throw new UsageError(`${target}: config.json has no "normlab" model config or generation_config.json no tokenizer name`);
+  // A tokenizer file was copied into the checkpoint as tokenizer.json.
+  return { checkpointDir: resolve(target), model, tokenizer: name === 'tokenizer.json' ? resolve(target, name) : name };
 }
 
 export function registerSample(program: Command, setExitCode: SetExitCode): void {
@@ -77,15 +78,15 @@ export function registerSample(program: Command, setExitCode: SetExitCode): void
       const opts = sampleOptions(flags);
       const step = flags.step === undefined ? undefined : numberFlag('--step', flags.step, (n) => Number.isInteger(n) && n >= 1, 'a positive integer');
       const target = sampleTarget(targetArg, step);
-      const tokenizer = await loadTokenizer(target.tokenizer);
+      const tokenizer = await loadTextTokenizer(target.tokenizer);
       await startBackend(flags.backend);
       const { params } = loadCheckpoint(target.checkpointDir, { optimizer: false });
       const model = new Model(target.model);
       try {
         // Training documents each follow an end-of-document id; so does the prompt.
-        const prompt = [tokenizer.eot, ...Array.from(tokenizer.encode(flags.prompt))];
+        const prompt = [tokenizer.eot, ...Array.from(await tokenizer.encode(flags.prompt))];
         const ids = generate(model, params, prompt, { ...opts, stop: tokenizer.eot });
-        const text = tokenizer.decode(ids.filter((id) => id !== tokenizer.eot));
+        const text = await tokenizer.decode(ids.filter((id) => id !== tokenizer.eot));
         process.stdout.write(`${flags.prompt}${text}\n`);
       } finally {
         tf.dispose(Object.values(params));

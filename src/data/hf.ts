@@ -213,3 +213,22 @@ export function describeFile(info: AnyTokenizerInfo): string {
   const name = info.file && info.name === info.file.path ? join(basename(dirname(info.file.path)), basename(info.file.path)) : info.name;
   return info.file ? `${name} (sha256 ${info.file.sha256.slice(0, 12)})` : info.name;
 }
+
+/** Copies of a tokenizer.json (and the tokenizer_config.json beside it) for a checkpoint folder, so it loads without the original path. */
+export function tokenizerFiles(info: AnyTokenizerInfo): Record<string, Uint8Array> {
+  if (!info.file) return {};
+  return {
+    'tokenizer.json': readFileSync(info.file.path),
+    ...(info.file.config && { 'tokenizer_config.json': readFileSync(info.file.config) }),
+  };
+}
+
+/** Text in and out through a tokenizer.json, without its post-processor's additions (sampling continues a prompt). */
+export function fileTextTokenizer(info: AnyTokenizerInfo) {
+  const tok = openFile(info.file!.path);
+  return {
+    eot: info.eot,
+    encode: async (text: string) => (text === '' ? [] : (await tok.encode(text, null, { addSpecialTokens: false })).getIds()),
+    decode: (ids: ArrayLike<number>) => tok.decode(Array.from(ids), true),
+  };
+}

@@ -5,7 +5,7 @@
 // tokenizer is a Hugging Face tokenizer.json (hf.ts).
 
 import { DataError } from './errors.ts';
-import { type FileTokenizerInfo, fileTokenizerInfo, loadFileTokenizer } from './hf.ts';
+import { type FileTokenizerInfo, fileTextTokenizer, fileTokenizerInfo, loadFileTokenizer } from './hf.ts';
 
 export const TOKENIZER_NAMES = ['byte', 'gpt2', 'llama'] as const;
 export type TokenizerName = (typeof TOKENIZER_NAMES)[number];
@@ -128,4 +128,18 @@ export async function loadBatchTokenizer(info: AnyTokenizerInfo): Promise<BatchT
       return { ids, errors };
     },
   };
+}
+
+/** Any tokenizer for text in and out (sampling): built-ins and tokenizer.json files alike. */
+export interface TextTokenizer {
+  eot: number;
+  encode(text: string): Promise<ArrayLike<number>>;
+  decode(ids: ArrayLike<number>): Promise<string>;
+}
+
+export async function loadTextTokenizer(spec: string): Promise<TextTokenizer> {
+  const info = tokenizerInfo(spec);
+  if (info.file) return fileTextTokenizer(info);
+  const tok = await loadTokenizer(info.name);
+  return { eot: tok.eot, encode: async (text) => tok.encode(text), decode: async (ids) => tok.decode(ids) };
 }

@@ -161,9 +161,9 @@ export function runsTable(facts: RunFacts[]): Table {
   return {
     id: 'runs',
     title: 'Runs',
-    columns: ['run', 'strategy', 'size', 'seed', 'status', 'step', 'val loss', 'val ppl'],
+    columns: ['run', 'strategy', 'size', 'seed', 'tokenizer', 'status', 'step', 'val loss', 'val ppl'],
     rows: facts.map((f) => [
-      f.id, f.group, f.size.label, f.seed,
+      f.id, f.group, f.size.label, f.seed, f.tokenizer,
       f.status === 'diverged' ? `diverged at step ${f.divergedStep ?? f.step}` : f.status,
       // A diverged run's last evaluation predates its divergence: not its result.
       `${f.step}/${f.totalSteps}`, f.status === 'diverged' ? null : f.valLoss ?? null, f.status === 'diverged' ? null : f.valPpl ?? null,

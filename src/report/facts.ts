@@ -55,6 +55,8 @@ export interface RunFacts {
   totalSteps: number;
   divergedStep: number | null;
   backend: string;
+  /** The tokenizer (name and sha256 prefix of a file): perplexities of different tokenizers do not compare. */
+  tokenizer: string;
   valLoss?: number;
   valPpl?: number;
   gradNorm: LayerProfile;
@@ -99,6 +101,7 @@ function runFactsOf(g: GatheredRun, size: Size, extras: string[], analyses: Anal
     strategy: config.model.norm, size,
     group: `${strategyLabel(config.model.norm)}${extra ? ` ${extra}` : ''}`,
     step: record.step, totalSteps: record.totalSteps, divergedStep: record.divergedStep, backend: backendLabel(record),
+    tokenizer: tokenizerLabel(record),
     ...(valLoss !== undefined && { valLoss }),
     ...(valPpl !== undefined && { valPpl }),
     gradNorm: layerProfile(g, 'grad_norm', config.model.n_layers),
@@ -187,4 +190,10 @@ export function orderedSizes(facts: RunFacts[]): Size[] {
 export function backendLabel(record: { backend: string; versions: Record<string, string> }): string {
   const precision = record.versions.precision;
   return precision ? `${record.backend} ${precision}` : record.backend;
+}
+
+/** The run's tokenizer as recorded at its start (older runs: the config's name); LLaMA's and GPT-2's vocabularies are marked. */
+export function tokenizerLabel(record: { config: RunConfig; versions: Record<string, string> }): string {
+  const label = record.versions.tokenizer ?? record.config.data.tokenizer;
+  return ['llama', 'gpt2'].includes(label) ? `${label} (not comparable with the papers' perplexities)` : label;
 }

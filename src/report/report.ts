@@ -40,9 +40,13 @@ export function buildReport(facts: RunFacts[], title: string, smoothing = LOSS_S
   for (const f of facts) counts.set(f.status, (counts.get(f.status) ?? 0) + 1);
   const backends = [...new Set(facts.map((f) => f.backend))].join(', ');
   const analysed = facts.filter((f) => hasAnalyses(f.analyses)).length;
+  const tokenizers = [...new Set(facts.map((f) => f.tokenizer))];
+  const mixed = tokenizers.length > 1
+    ? ` WARNING: these runs used different tokenizers (${tokenizers.join('; ')}): perplexities are per token of each, so the val ppl column mixes incomparable numbers.`
+    : '';
   return {
     title,
-    summary: `${facts.length} runs (${[...counts].map(([s, n]) => `${n} ${s}`).join(', ')}); backend ${backends}.${analysed ? ` Layer analyses of ${analysed} of them.` : ''}`,
+    summary: `${facts.length} runs (${[...counts].map(([s, n]) => `${n} ${s}`).join(', ')}); backend ${backends}; tokenizer ${tokenizers.join('; ')}.${analysed ? ` Layer analyses of ${analysed} of them.` : ''}${mixed}`,
     tables: [headlineTable(facts), depthProfileTable(facts), depthProfileRunsTable(facts), ...layerTables(facts), runsTable(facts)],
     figures: makeFigures(facts, title, smoothing),
     analysisTables: analysisTables(facts),

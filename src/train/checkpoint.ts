@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { canonicalJson } from '../config/hash.ts';
 import { type ModelConfig, usesEmbedNorm } from '../model/config.ts';
-import { type TokenizerInfo, tokenizerInfo } from '../data/tokenizers.ts';
+import { tokenizerFiles } from '../data/hf.ts';
+import { type AnyTokenizerInfo, tokenizerInfo } from '../data/tokenizers.ts';
 import type { Params } from '../model/norms.ts';
 import { faultPoint, freeSpaceFault } from './faults.ts';
 import {
@@ -90,7 +91,7 @@ export function isHuggingFaceLlama(cfg: ModelConfig): boolean {
  * for an exact Llama; any other model is NormlabForCausalLM (model_type
  * `normlab`, which no library maps to Llama), with the full normlab config.
  */
-export function huggingFaceConfig(cfg: ModelConfig, maxPositions: number, tokenizer?: TokenizerInfo): Record<string, unknown> {
+export function huggingFaceConfig(cfg: ModelConfig, maxPositions: number, tokenizer?: AnyTokenizerInfo): Record<string, unknown> {
   const llama = isHuggingFaceLlama(cfg);
   return {
     architectures: [llama ? 'LlamaForCausalLM' : 'NormlabForCausalLM'],
@@ -115,13 +116,16 @@ export function huggingFaceConfig(cfg: ModelConfig, maxPositions: number, tokeni
 }
 
 /** Documents end (and padding is) the tokenizer's end id; training never sees a BOS, so a document starts after that id too. */
-function specialIds(tokenizer: TokenizerInfo) {
-  return { bos_token_id: tokenizer.eot, eos_token_id: tokenizer.eot, pad_token_id: tokenizer.eot };
+function specialIds(tokenizer: AnyTokenizerInfo) {
+  return { bos_token_id: tokenizer.eot, eos_token_id: tokenizer.eot, pad_token_id: tokenizer.pad };
 }
 
 /** generation_config.json: the special ids and which tokenizer the model was trained with. */
-export function generationConfig(tokenizer: TokenizerInfo & { name: string }): Record<string, unknown> {
-  return { ...specialIds(tokenizer), normlab_tokenizer: { name: tokenizer.name, vocab_size: tokenizer.vocabSize, add_bos_token: false } };
+export function generationConfig(tokenizer: AnyTokenizerInfo): Record<string, unknown> {
+  // A tokenizer file travels with the checkpoint: its name is then the copy beside this file.
+  const name = tokenizer.file ? 'tokenizer.json' : tokenizer.name;
+  const file = tokenizer.file && { source: tokenizer.name, sha256: tokenizer.file.sha256 };
+  return { ...specialIds(tokenizer), normlab_tokenizer: { name, vocab_size: tokenizer.vocabSize, add_bos_token: false, ...file } };
 }
 
 /** Tensors as the writer takes them: values fetched from the backend one tensor at a time. */
@@ -196,6 +200,7 @@ export async function saveCheckpoint(
     const files = {
       'config.json': JSON.stringify(huggingFaceConfig(cfg, maxPositions, tokenizer), null, 2),
       'generation_config.json': JSON.stringify(generationConfig(tokenizer), null, 2),
+      ...tokenizerFiles(tokenizer),
       ...opts.files,
     };
     const write = { shardBytes: opts.shardBytes, chunkBytes: opts.chunkBytes };

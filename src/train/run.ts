@@ -7,6 +7,8 @@ import pino, { type Logger } from 'pino';
 import { configHash } from '../config/hash.ts';
 import { pathUnder } from '../config/names.ts';
 import type { RunConfig } from '../config/schema.ts';
+import { describeFile } from '../data/hf.ts';
+import { tokenizerInfo } from '../data/tokenizers.ts';
 import { trainingBatches } from '../data/training.ts';
 import { parameterCount } from '../model/model.ts';
 import { MetricBuffer, type RunStore } from '../store/store.ts';
@@ -92,7 +94,8 @@ export async function executeRun(opts: RunOptions): Promise<RunResult> {
   const { config, store } = opts;
   checkFitsBackend(config, opts.backend, { ranks: opts.replica?.worldSize });
   const precision = applyPrecision(config, opts.backend);
-  const versions = { ...opts.versions, precision };
+  // The tokenizer by name and file content, so a report can tell apart runs whose perplexities are per different tokens.
+  const versions = { ...opts.versions, precision, tokenizer: describeFile(tokenizerInfo(config.data.tokenizer, config.data.eos_token)) };
   const { replica } = opts;
   // Rank 0 prepares the data (into a cache every rank shares) before the others read it.
   const data = rankShare(opts.data ?? await (replica ? replica.firstOnRankZero(() => trainingData(config)) : trainingData(config)), config, replica);
