@@ -92,7 +92,7 @@ export async function executeRun(opts: RunOptions): Promise<RunResult> {
   const { config, store } = opts;
   checkFitsBackend(config, opts.backend, { ranks: opts.replica?.worldSize });
   const precision = applyPrecision(config, opts.backend);
-  const versions = { ...opts.versions, precision };
+  const versions = { ...opts.versions, precision, ...(opts.replica && { ranks: `${opts.replica.worldSize} (data parallel)` }) };
   const { replica } = opts;
   // Rank 0 prepares the data (into a cache every rank shares) before the others read it.
   const data = rankShare(opts.data ?? await (replica ? replica.firstOnRankZero(() => trainingData(config)) : trainingData(config)), config, replica);
