@@ -1,13 +1,16 @@
 // normlab train <config.yaml> [--set key=value …] | --resume <run>
 import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import * as tf from '@tensorflow/tfjs';
 import { loadRunConfig } from '../config/load.ts';
 import type { RunConfig } from '../config/schema.ts';
+import { checkOutputs } from '../store/health.ts';
 import { RunStore } from '../store/store.ts';
+import { stepDirs } from '../train/checkpoint.ts';
 import { checkFitsBackend } from '../train/memory.ts';
-import { executeRun, readRunConfig, type RunData, runIdentity, trainingData } from '../train/run.ts';
+import { currentOwner, DEFAULT_STALE_AFTER_MS, readClaim, releaseClaim, touchClaim, tryClaim, type Claim } from '../sweep/claims.ts';
+import { executeRun, readRunConfig, type RunData, type RunIdentity, runIdentity, trainingData } from '../train/run.ts';
 import { backendOption, startBackend, UsageError } from './common.ts';
 import type { SetExitCode } from './main.ts';
 import { progressFor } from './progress.ts';
@@ -49,6 +52,7 @@ export function registerTrain(program: Command, setExitCode: SetExitCode): void 
     .option('--quiet', 'print nothing but errors')
     .action(async (file: string | undefined, flags: TrainFlags) => {
       const config = resolveConfig(file, flags);
+      checkOutputs(config.output);
       const identity = runIdentity(config);
       if (finishedBefore(config.output.db, identity.id) && !flags.restart) {
         console.log(`run ${identity.id} has already finished (${identity.dir}); --restart trains it again`);
@@ -58,15 +62,43 @@ export function registerTrain(program: Command, setExitCode: SetExitCode): void 
       // Everything that can refuse the run does so before a file is written.
       checkFitsBackend(config, backend.name);
       const data = await trainingData(config);
-      const store = RunStore.open(config.output.db);
+      const claim = claimRun(identity);
+      const heartbeat = setInterval(() => touchClaim(claim), HEARTBEAT_MS);
       try {
-        const say = (text: string) => { if (!flags.quiet) console.log(text); };
-        say(`run ${identity.id}  backend ${backend.name} (${backend.version})  ${identity.dir}`);
-        setExitCode(await trainWithSignals(config, store, data, backend, flags, say));
+        const store = RunStore.open(config.output.db);
+        try {
+          const say = (text: string) => { if (!flags.quiet) console.log(text); };
+          say(`run ${identity.id}  backend ${backend.name} (${backend.version})  ${identity.dir}`);
+          setExitCode(await trainWithSignals(config, store, data, backend, flags, say));
+        } finally {
+          store.close();
+        }
       } finally {
-        store.close();
+        clearInterval(heartbeat);
+        releaseClaim(claim);
       }
     });
+}
+
+const STALE_AFTER_MS = DEFAULT_STALE_AFTER_MS;
+const HEARTBEAT_MS = 30_000;
+
+/** Raised when another live process trains the same run. */
+class RunBusyError extends Error {
+  readonly exitCode = EXIT.failed;
+}
+
+/**
+ * Claims the run as sweep workers do (claims/claim-<g>.json, O_EXCL), so two
+ * `normlab train` of one config cannot train it at once; the second one stops here.
+ */
+function claimRun(identity: RunIdentity): Claim {
+  const claim = tryClaim(identity.dir, currentOwner('train'), STALE_AFTER_MS);
+  if (claim) return claim;
+  const held = readClaim(identity.dir, STALE_AFTER_MS);
+  const who = held?.claim.pid ? `process ${held.claim.pid} on ${held.claim.host}` : 'another process';
+  const age = held ? ` (heartbeat ${Math.round((Date.now() - held.heartbeatAt.getTime()) / 1000)} s ago)` : '';
+  throw new RunBusyError(`run ${identity.id} is being trained by ${who}${age}; nothing was done. Wait for it to end, then rerun to resume or see it finished; a claim is taken over once its process is gone (${held?.claim.file ?? join(identity.dir, 'claims')})`);
 }
 
 function finishedBefore(db: string, runId: string): boolean {
@@ -120,7 +152,8 @@ async function trainWithSignals(
         say(`validation loss ${outcome.validation.loss.toFixed(4)}, perplexity ${outcome.validation.perplexity.toFixed(2)}; metrics in ${config.output.db} (run ${identity.id})`);
         return EXIT.finished;
       case 'diverged':
-        console.error(`normlab: run ${identity.id} diverged: ${outcome.reason}; its last good checkpoint is kept`);
+        const kept = stepDirs(join(identity.dir, 'checkpoints'))[0];
+        console.error(`normlab: run ${identity.id} diverged: ${outcome.reason}; ${kept ? `its last good checkpoint is kept (${kept.dir})` : 'it had written no checkpoint yet'}`);
         return EXIT.diverged;
       case 'killed':
         say(`stopped by ${stopSignal}; continue with: normlab train --resume ${identity.dir}`);

@@ -8,9 +8,14 @@ import { TOKENIZER_INFO, TOKENIZER_NAMES, type TokenizerName } from '../data/tok
 
 const num = () => z.number().finite();
 const positive = () => num().gt(0);
-const posInt = () => z.number().int().min(1);
+/**
+ * No integer of a config exceeds int32: anything larger (`steps: 1e300`) is a typo
+ * that would hang or exhaust memory long before it could mean something.
+ */
+export const MAX_CONFIG_INT = 2 ** 31 - 1;
+const posInt = () => z.number().int().min(1).max(MAX_CONFIG_INT);
 /** A count or cadence where 0 means "never". */
-const count = () => z.number().int().min(0);
+const count = () => z.number().int().min(0).max(MAX_CONFIG_INT);
 
 /** Every ModelConfig field, typed against the interface so the two cannot drift apart. */
 const modelFields = {
@@ -52,7 +57,8 @@ const modelInputSchema = z
 
 const trainSchema = z
   .object({
-    steps: posInt().default(1000),
+    /** A billion steps at most: beyond any run's budget. */
+    steps: z.number().int().min(1).max(1e9).default(1000),
     batch_size: posInt().default(8),
     seq_len: posInt().default(128),
     lr: positive().default(1e-3),

@@ -2,12 +2,10 @@
 import { formatNumber } from './tables.ts';
 import type { GatheredRun } from './gather.ts';
 
-/** A running run whose heartbeat is older than this is probably dead (its worker was killed). */
-const QUIET_AFTER_MS = 10 * 60_000;
-
 export const LISTING_COLUMNS = ['run', 'sweep', 'status', 'step', 'train loss', 'val ppl', 'tok/s', 'backend', 'heartbeat'];
 
-export function listingRow(g: GatheredRun, now = Date.now()): string[] {
+/** `interrupted`: its store says running but no live process holds it (sweep/state.ts isInterrupted). */
+export function listingRow(g: GatheredRun, interrupted: boolean, now = Date.now()): string[] {
   const { record: r, store } = g;
   const loss = store.scalarSeries(r.id, 'train/loss').at(-1)?.value;
   const ppl = store.scalarSeries(r.id, 'val/ppl').at(-1)?.value;
@@ -15,8 +13,7 @@ export function listingRow(g: GatheredRun, now = Date.now()): string[] {
   const speeds = store.scalarSeries(r.id, 'train/tokens_per_s').slice(-20).map((p) => p.value).sort((a, b) => a - b);
   const speed = speeds[Math.floor(speeds.length / 2)];
   const age = r.heartbeatAt ? now - Date.parse(r.heartbeatAt) : null;
-  const quiet = r.status === 'running' && age !== null && age > QUIET_AFTER_MS;
-  const status = r.status === 'diverged' ? `diverged@${r.divergedStep ?? r.step}` : quiet ? 'running?' : r.status;
+  const status = r.status === 'diverged' ? `diverged@${r.divergedStep ?? r.step}` : interrupted ? 'interrupted' : r.status;
   return [
     r.id, r.sweep ?? '', status, `${r.step}/${r.totalSteps}`,
     loss === undefined ? '' : formatNumber(loss), ppl === undefined ? '' : formatNumber(ppl),

@@ -1,16 +1,19 @@
-// Fault injection for the reliability suite. NORMLAB_FAULT="<kill|enospc>:<point>:<n>"
+// Fault injection for the reliability suite. NORMLAB_FAULT="<kill|enospc|sqlitefull>:<point>:<n>"
 // makes the n-th arrival at a named point either SIGKILL the process (a crash
-// at the worst moment) or fail like a full disk. Unset, every point is a no-op.
+// at the worst moment), fail like a full disk, or fail like SQLite on a full disk
+// at that arrival and every later one (a full disk stays full). Unset, every point is a no-op.
 const spec = process.env.NORMLAB_FAULT?.split(':');
 const arrivals = new Map<string, number>();
 
-export type FaultPoint = 'checkpoint-write' | 'checkpoint-rename' | 'metrics-flush' | 'optimizer-step';
+export type FaultPoint = 'checkpoint-write' | 'checkpoint-rename' | 'metrics-flush' | 'optimizer-step' | 'store-write' | 'data-write';
 
 export function faultPoint(point: FaultPoint): void {
   if (!spec || spec[1] !== point) return;
   const n = (arrivals.get(point) ?? 0) + 1;
   arrivals.set(point, n);
-  if (n !== Number(spec[2] ?? 1)) return;
+  const at = Number(spec[2] ?? 1);
+  if (spec[0] === 'sqlitefull' && n >= at) throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+  if (n !== at) return;
   if (spec[0] === 'kill') process.kill(process.pid, 'SIGKILL');
   if (spec[0] === 'enospc') throw Object.assign(new Error(`ENOSPC: no space left on device, write (injected at ${point})`), { code: 'ENOSPC' });
 }

@@ -107,7 +107,8 @@ function restoreOrInit(ctx: TrainContext): State {
     return { model, params, optimizer: new AdamW(optimizerConfig(config), params), step: 0 };
   }
   if (checkpoint.state.configHash !== ctx.configHash) {
-    throw new Error(`${checkpoint.dir}: checkpoint was written for config ${checkpoint.state.configHash}, not ${ctx.configHash}; resume with the run's own config`);
+    // Its checksums may agree (a copied or forged checkpoint): the config hash is what ties it to this run.
+    throw Object.assign(new Error(`${checkpoint.dir}: checkpoint was written for config ${checkpoint.state.configHash}, not ${ctx.configHash}; resume with the run's own config, or move the checkpoint away`), { exitCode: 2 });
   }
   const params = toTensors(checkpoint.params);
   const optimizer = new AdamW(optimizerConfig(config), params, {
