@@ -30,7 +30,7 @@ export function registerDb(program: Command, setExitCode: SetExitCode): void {
       }
       const { movedTo, tables } = repairDatabase(file);
       console.log(`moved the damaged file to ${movedTo}`);
-      if (tables.length === 0) console.log(`nothing in it could be read; ${file} starts empty`);
+      if (tables.length === 0) console.log(`nothing in it could be read; the next run starts a new ${file}`);
       for (const t of tables) console.log(`${t.name}: ${t.rows} row(s) kept${t.complete ? '' : ', the rest unreadable'}`);
       console.log('a run whose metrics are now incomplete is refused on resume; `normlab train <config> --restart` trains it again');
     });

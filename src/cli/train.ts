@@ -1,5 +1,5 @@
 // normlab train <config.yaml> [--set key=value …] | --resume <run>
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import * as tf from '@tensorflow/tfjs';
@@ -102,7 +102,8 @@ function claimRun(identity: RunIdentity): Claim {
 }
 
 function finishedBefore(db: string, runId: string): boolean {
-  if (!existsSync(db)) return false;
+  // An empty file is an empty database (SQLite creates its tables on the first write).
+  if (!existsSync(db) || statSync(db).size === 0) return false;
   const store = RunStore.open(db, { readonly: true });
   try {
     return store.getRun(runId)?.status === 'finished';
