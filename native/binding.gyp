@@ -6,10 +6,14 @@
     "torch_lib%": "/usr/lib/x86_64-linux-gnu",
     "torch_cxx11_abi%": "1",
     "torch_cuda%": "0",
+    # c10d process groups for data parallel (distributed.cc): Gloo's and NCCL's headers, when found.
+    "c10d_gloo%": "0",
+    "c10d_nccl%": "0",
+    "c10d_include_dirs%": "",
   },
   "targets": [{
     "target_name": "normlab_torch",
-    "sources": ["src/addon.cc", "src/kernels.cc", "src/fused.cc", "src/allocator.cc"],
+    "sources": ["src/addon.cc", "src/kernels.cc", "src/fused.cc", "src/allocator.cc", "src/distributed.cc"],
     "include_dirs": [
       "<!(node -p \"require('node-addon-api').include_dir\")",
       "<(torch_include)/torch/csrc/api/include",
@@ -26,6 +30,9 @@
       ["torch_include!='/usr/include'", {"include_dirs": ["<(torch_include)"]}],
       # Nothing references libtorch_cuda's symbols; without --no-as-needed its CUDA kernels never register.
       ["torch_cuda==1", {"libraries": ["-Wl,--no-as-needed", "-ltorch_cuda", "-lc10_cuda", "-Wl,--as-needed"]}],
+      ["c10d_gloo==1", {"defines": ["USE_C10D_GLOO"]}],
+      ["c10d_nccl==1", {"defines": ["USE_C10D_NCCL"]}],
+      ["c10d_include_dirs!=''", {"include_dirs": ["<@(c10d_include_dirs)"]}],
     ],
   }],
 }

@@ -22,6 +22,13 @@ export interface Libtorch {
   cuda: boolean;
 }
 
+/** The c10d process groups the addon can build with (data parallel), and the header folders they need. */
+export interface C10d {
+  gloo: boolean;
+  nccl: boolean;
+  includeDirs: string[];
+}
+
 const NATIVE_DIR = resolve(import.meta.dirname, '..', 'native');
 const SKIP = ['none', 'off', '0'];
 
@@ -63,6 +70,47 @@ export function findLibtorch(env = process.env): Libtorch | null | undefined {
   return fromPython() ?? fromSystem();
 }
 
+const C10D_HEADERS = 'torch/csrc/distributed/c10d';
+
+/** The first folder of `dirs` that holds `file`. */
+function folderWith(dirs: string[], file: string): string | undefined {
+  return dirs.find((d) => existsSync(join(d, file)));
+}
+
+/** Header folders of python3's pip CUDA packages (nvidia/nccl/include, nvidia/cuda_runtime/include, …). */
+function pythonNvidiaIncludes(): string[] {
+  const r = spawnSync('python3', ['-c', 'import nvidia, os; [print(os.path.join(p, d, "include")) for p in nvidia.__path__ for d in sorted(os.listdir(p))]'], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.split('\n').filter((d) => d && existsSync(d)) : [];
+}
+
+/**
+ * Gloo needs its own headers (Debian: libgloo-dev; some libtorch bundles ship them);
+ * NCCL a CUDA libtorch plus nccl.h and the CUDA runtime's headers (a CUDA toolkit or pip's nvidia-* packages).
+ * Without them the addon builds, and data parallel says what is missing when asked for.
+ */
+export function findC10d(torch: Libtorch, env = process.env): C10d {
+  const includeDirs: string[] = [];
+  const hasHeader = (name: string) => existsSync(join(torch.include, C10D_HEADERS, name));
+  const add = (dir: string | undefined) => {
+    if (dir && dir !== '/usr/include' && dir !== torch.include && !includeDirs.includes(dir)) includeDirs.push(dir);
+    return dir !== undefined;
+  };
+  const gloo = hasHeader('ProcessGroupGloo.hpp') && add(folderWith([torch.include, '/usr/include', '/usr/local/include'], 'gloo/algorithm.h'));
+  let nccl = false;
+  if (torch.cuda && hasHeader('ProcessGroupNCCL.hpp')) {
+    const cudaHome = env.CUDA_HOME ?? env.CUDA_PATH ?? '/usr/local/cuda';
+    const candidates = [torch.include, join(cudaHome, 'include'), ...pythonNvidiaIncludes(), '/usr/include'];
+    const ncclDir = folderWith(candidates, 'nccl.h');
+    const runtimeDir = folderWith(candidates, 'cuda_runtime_api.h');
+    if (ncclDir && runtimeDir) {
+      // ATen's CUDA headers include cuBLAS, cuSPARSE and cuSOLVER's: every candidate folder that exists.
+      candidates.filter((d) => existsSync(d)).forEach(add);
+      nccl = true;
+    }
+  }
+  return { gloo, nccl, includeDirs };
+}
+
 /** npm's bundled node-gyp: npm names it to lifecycle scripts; by hand, next to this node. */
 function nodeGyp(): string | undefined {
   const candidates = [
@@ -78,12 +126,13 @@ function nodeDirArgs(): string[] {
   return existsSync(join(dir, 'include', 'node', 'common.gypi')) ? [`--nodedir=${dir}`] : [];
 }
 
-function build(torch: Libtorch, gyp: string): boolean {
+function build(torch: Libtorch, c10d: C10d, gyp: string): boolean {
   const nodeGypRun = (args: string[]) =>
     spawnSync(process.execPath, [gyp, '--loglevel=warn', ...args], { cwd: NATIVE_DIR, stdio: ['ignore', 'inherit', 'inherit'] }).status === 0;
   const variables = [
     `-Dtorch_include=${torch.include}`, `-Dtorch_lib=${torch.lib}`,
     `-Dtorch_cxx11_abi=${torch.cxx11Abi ? 1 : 0}`, `-Dtorch_cuda=${torch.cuda ? 1 : 0}`,
+    `-Dc10d_gloo=${c10d.gloo ? 1 : 0}`, `-Dc10d_nccl=${c10d.nccl ? 1 : 0}`, `-Dc10d_include_dirs=${c10d.includeDirs.join(' ')}`,
   ];
   // configure, then build: make rebuilds only what changed, so a reinstall costs seconds.
   return nodeGypRun(['configure', ...nodeDirArgs(), '--', ...variables]) &&
@@ -99,8 +148,11 @@ function main(): void {
   }
   const gyp = nodeGyp();
   if (!gyp) return console.log('normlab: node-gyp not found (it comes with npm), so the torch backend is not built');
-  console.log(`normlab: building the torch backend against libtorch from ${torch.source}${torch.cuda ? ' with CUDA' : ''}`);
-  if (!build(torch, gyp)) {
+  const c10d = findC10d(torch);
+  const groups = [c10d.gloo && 'Gloo', c10d.nccl && 'NCCL'].filter(Boolean).join(' and ');
+  console.log(`normlab: building the torch backend against libtorch from ${torch.source}${torch.cuda ? ' with CUDA' : ''}; ` +
+    (groups ? `data parallel over c10d ${groups}` : 'no c10d process group (data parallel needs Gloo\'s headers: apt-get install libgloo-dev)'));
+  if (!build(torch, c10d, gyp)) {
     console.log('normlab: the torch backend did not build (errors above); normlab runs on wasm until it does: npm run install');
   }
 }

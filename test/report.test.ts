@@ -241,13 +241,34 @@ test('normlab runs lists status, progress, last loss and backend, filtered by sw
   const all = runCli(['runs', '--runs-dir', dir]);
   assert.equal(all.code, 0, all.stderr);
   const lines = all.stdout.trim().split('\n');
-  assert.match(lines[0]!, /^run\s+sweep\s+status\s+step\s+train loss\s+val ppl\s+tok\/s\s+backend\s+heartbeat$/);
+  assert.match(lines[0]!, /^run\s+sweep\s+strategy\s+size\s+seed\s+status\s+step\s+train loss\s+val ppl\s+tok\/s\s+backend\s+heartbeat$/);
   assert.equal(lines.length, 1 + STUDY.length);
-  assert.match(all.stdout, /mix-1\s+s\s+diverged@12\s+12\/20\s+3\.100\s+999\s+wasm/);
+  assert.match(all.stdout, /mix-1\s+s\s+Mix-LN\s+nano\s+1\s+diverged@12\s+12\/20\s+3\.100\s+999\s+wasm/);
   const diverged = runCli(['runs', '--runs-dir', dir, '--status', 'diverged']).stdout.trim().split('\n');
   assert.deepEqual(diverged.slice(1).map((l) => l.split(/\s+/)[0]), ['mix-1']);
   const sweep = runCli(['runs', '--runs-dir', dir, '--sweep', 's']).stdout;
   assert.doesNotMatch(sweep, /^other /m);
+});
+
+test('normlab runs shows what tells runs apart: strategy, size (preset or d × L) and seed, and lr where it varies', () => {
+  const dir = fakeRuns([
+    { id: 'a', norm: 'pre', seed: 0, ppl: 10 },
+    { id: 'b', norm: 'post', seed: 1, layers: 3, ppl: 10 },
+  ]);
+  const lines = runCli(['runs', '--runs-dir', dir]).stdout.trim().split('\n');
+  assert.doesNotMatch(lines[0]!, /\blr\b|precision/, 'no lr column when every run has the same');
+  assert.match(lines[1]!, /^a\s+s\s+Pre-LN\s+nano\s+0\s+finished/);
+  assert.match(lines[2]!, /^b\s+s\s+Post-LN\s+d64×3L\s+1\s+finished/);
+  const store = RunStore.open(join(dir, 'b', 'run.sqlite'));
+  const b = store.getRun('b')!;
+  store.close();
+  const other = join(dir, 'c', 'run.sqlite');
+  const c = RunStore.open(other);
+  c.createRun({ ...b, id: 'c', name: 'c', config: { ...b.config, train: { ...b.config.train, lr: 1e-2 } } });
+  c.close();
+  const varied = runCli(['runs', '--runs-dir', dir]).stdout.trim().split('\n');
+  assert.match(varied[0]!, /seed\s+lr\s+status/);
+  assert.match(varied.find((l) => l.startsWith('c '))!, /\s0\.01\s+running/);
 });
 
 test('a reader opens a store read-only and cannot write to it; a sealed store is a single file', () => {

@@ -229,3 +229,51 @@ test('two processes writing one file at once both finish (no SQLITE_BUSY)', asyn
   for (const id of ['a', 'b', 'c']) assert.equal(store.countRows(id).layers, 300 * 20);
   store.close();
 });
+
+test('a store in the text layout (today\'s files) keeps it when a run writes it again, and reads the same through both layouts', () => {
+  const file = path.join(dir, `db${files++}`, 'normlab.sqlite');
+  const rows = (s: RunStore) => ({
+    loss: s.scalarSeries('r', 'train/loss'), layers: s.layerSeries('r', 'grad_norm'), params: s.paramSeries('r', 'grad_norm'),
+    last: s.lastScalar('r', 'train/loss'), means: [...s.layerMeans('r', 'grad_norm')], at: [...s.layerAt('r', 'grad_norm', 2)],
+    ratio: s.lowestRatio('r', 'grad_norm', 1, 2), buckets: s.layerBuckets('r', 'grad_norm', { x0: 1, width: 2, count: 2 }),
+  });
+  const write = (s: RunStore, from: number) => s.writeMetrics({
+    scalars: [from, from + 1].map((step) => ({ runId: 'r', step, name: 'train/loss', value: 5 - step })),
+    layers: [from, from + 1].flatMap((step) => [1, 2].map((layer) => ({ runId: 'r', step, name: 'grad_norm', layer, value: step * layer + (layer === 1 ? step % 2 : 0) }))),
+    params: [from, from + 1].map((step) => ({ runId: 'r', step, name: 'grad_norm', param: 'model.norm.weight', value: step / 10 })),
+  });
+  const old = RunStore.open(file, { layout: 'text' });
+  old.createRun(newRun('r'));
+  write(old, 1);
+  old.close();
+  const resumed = RunStore.open(file);
+  assert.equal(resumed.layout, 'text', 'a resumed run writes the layout it started in');
+  write(resumed, 3);
+  const before = rows(resumed);
+  resumed.setStatus('r', 'finished');
+  resumed.close();
+  assert.deepEqual(RunStore.migrateFile(file), ['version 1 → 2: text metric tables → names, series, points and views']);
+  const migrated = RunStore.open(file, { readonly: true });
+  assert.equal(migrated.layout, 'compact');
+  assert.deepEqual(rows(migrated), before);
+  assert.equal(before.loss.length, 4);
+  assert.deepEqual(before.ratio, { step: 2, value: 0.5 });
+  migrated.close();
+  // The views keep version 1's columns for users' own SQL.
+  const db = new Database(file, { readonly: true });
+  assert.deepEqual(Object.keys(db.prepare('SELECT * FROM param_metrics').get() as object), ['run_id', 'step', 'name', 'param', 'value']);
+  assert.deepEqual(db.prepare("SELECT step, layer, value FROM layer_metrics WHERE run_id = 'r' AND step = 4 ORDER BY layer").all(), [{ step: 4, layer: 1, value: 4 }, { step: 4, layer: 2, value: 8 }]);
+  db.close();
+});
+
+test('store migrate refuses a store a live run is writing, and leaves it as it was', () => {
+  const file = path.join(dir, `db${files++}`, 'normlab.sqlite');
+  const s = RunStore.open(file, { layout: 'text' });
+  s.createRun(newRun('live'));
+  s.heartbeat('live', 3);
+  s.close();
+  assert.throws(() => RunStore.migrateFile(file), (e: Error) => e instanceof StoreError && /run live is writing this store/.test(e.message));
+  assert.equal(RunStore.open(file, { readonly: true }).layout, 'text');
+  // Its heartbeat 11 minutes old: the worker is gone, and the store may be migrated.
+  assert.equal(RunStore.migrateFile(file, Date.now() + 11 * 60_000).length, 1);
+});

@@ -7,7 +7,7 @@ import type { RunConfig } from '../config/schema.ts';
 import { batchOf, forwardAnalysis } from '../metrics/analysis.ts';
 import { Model } from '../model/model.ts';
 import type { AnalysisStore } from '../store/analyses.ts';
-import { loadCheckpoint, stepDirs, toTensors } from '../train/checkpoint.ts';
+import { loadCheckpoint, stepDirs } from '../train/checkpoint.ts';
 import { readRunConfig } from '../train/run.ts';
 import { type AnalysisName, analyses } from './analyses.ts';
 
@@ -75,9 +75,8 @@ export function analyzeCheckpoint(target: AnalysisTarget, store: AnalysisStore, 
   const pending = opts.what.filter((a) => opts.force || !store.has(target.runId, target.step, primaryRows(a)));
   const cached = opts.what.filter((a) => !pending.includes(a));
   if (pending.length === 0) return { computed: [], cached };
-  const checkpoint = loadCheckpoint(target.checkpointDir);
+  const { params } = loadCheckpoint(target.checkpointDir, { optimizer: false });
   const model = new Model(target.config.model);
-  const params = toTensors(checkpoint.params);
   const T1 = target.config.train.seq_len + 1;
   const tokens = tf.tensor2d(opts.tokens, [opts.samples, T1], 'int32');
   const batch = batchOf(opts.tokens, opts.samples);

@@ -43,18 +43,18 @@ export function packageInstalled(pkg: string): boolean {
  * tfjs-node, then wasm. `device`
  * is torch's: a device other than `auto` asks for torch.
  */
-export async function useBackend(name: BackendName, device: TorchDevice = 'auto'): Promise<ActiveBackend> {
+export async function useBackend(name: BackendName, device: TorchDevice = 'auto', cudaIndex = 0): Promise<ActiveBackend> {
   switch (name) {
-    case 'auto': return device === 'auto' ? useFirstAvailable() : useTorchBackend(device);
-    case 'torch': return useTorchBackend(device);
+    case 'auto': return device === 'auto' ? useFirstAvailable(cudaIndex) : useTorchBackend(device, cudaIndex);
+    case 'torch': return useTorchBackend(device, cudaIndex);
     case 'wasm': return useWasm();
     case 'cpu': return useCpu();
     default: return useNative(name);
   }
 }
 
-async function useFirstAvailable(): Promise<ActiveBackend> {
-  for (const use of [() => useTorchBackend('auto'), () => useNative('tensorflow-gpu'), () => useNative('tensorflow')]) {
+async function useFirstAvailable(cudaIndex: number): Promise<ActiveBackend> {
+  for (const use of [() => useTorchBackend('auto', cudaIndex), () => useNative('tensorflow-gpu'), () => useNative('tensorflow')]) {
     try {
       return await use();
     } catch (e) {
@@ -64,9 +64,9 @@ async function useFirstAvailable(): Promise<ActiveBackend> {
   return useWasm();
 }
 
-async function useTorchBackend(device: TorchDevice): Promise<ActiveBackend> {
+async function useTorchBackend(device: TorchDevice, cudaIndex = 0): Promise<ActiveBackend> {
   try {
-    const torch = await useTorch(device);
+    const torch = await useTorch(device, cudaIndex);
     return { name: 'torch', version: versions(['libtorch', torch.description]) };
   } catch (e) {
     if (e instanceof AddonUnavailable) throw new BackendError(`backend 'torch': ${e.message}`);

@@ -26,8 +26,9 @@ export function selectDevice(name: string): void {
   device = name as TorchDevice;
 }
 
-export async function startBackend(name: string): Promise<ActiveBackend> {
-  const backend = await useBackend(name as BackendName, device);
+/** The backend `name`; `cudaIndex` picks the GPU (a data-parallel rank's local rank). */
+export async function startBackend(name: string, cudaIndex = 0): Promise<ActiveBackend> {
+  const backend = await useBackend(name as BackendName, device, cudaIndex);
   tf.enableProdMode();
   return backend;
 }

@@ -7,8 +7,12 @@ import { deviceOption, selectDevice } from './common.ts';
 import { registerData } from './data.ts';
 import { registerDb } from './db.ts';
 import { registerDoctor } from './doctor.ts';
+import { registerExport } from './export.ts';
+import { registerPlan } from './plan.ts';
 import { registerReport } from './report.ts';
 import { registerRuns } from './runs.ts';
+import { registerSample } from './sample.ts';
+import { registerStore } from './store.ts';
 import { registerSweep } from './sweep.ts';
 import { registerTrain } from './train.ts';
 import { registerVerify } from './verify.ts';
@@ -29,7 +33,7 @@ export async function main(argv: string[]): Promise<number> {
     .showHelpAfterError('(add --help for usage)')
     .addOption(deviceOption())
     .hook('preAction', () => selectDevice(program.opts().device));
-  for (const register of [registerTrain, registerData, registerSweep, registerRuns, registerReport, registerAnalyze, registerVerify, registerBench, registerDoctor, registerDb]) register(program, setExitCode);
+  for (const register of [registerTrain, registerData, registerSweep, registerRuns, registerStore, registerReport, registerExport, registerAnalyze, registerSample, registerVerify, registerBench, registerPlan, registerDoctor, registerDb]) register(program, setExitCode);
   try {
     await program.parseAsync(argv);
     return exitCode;

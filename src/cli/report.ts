@@ -1,21 +1,24 @@
-// normlab report [--sweep NAME] [--format table|md|csv|json] [--out DIR] [--step N] …
+// normlab report [--sweep NAME] [--format table|md|csv|json|html] [--out DIR] [--step N] …
 import { Option, type Command } from 'commander';
 import { hasAnalyses } from '../report/analyses.ts';
 import { runFacts } from '../report/facts.ts';
 import { gatherRuns } from '../report/gather.ts';
-import { buildReport, renderReport, writeReport } from '../report/report.ts';
+import { htmlReport, writeHtml } from '../report/html/page.ts';
+import { buildReport, LONG_CSV_MODES, longCsvSize, renderReport, writeReport, type LongCsvMode } from '../report/report.ts';
+import { LOSS_SMOOTHING } from '../report/smooth.ts';
 import { FORMATS, type Format } from '../report/tables.ts';
 import { UsageError } from './common.ts';
 
 interface ReportFlags {
   sweep?: string;
   runsDir: string;
-  format: Format;
+  format: Format | 'html';
   out?: string;
   figures: string;
-  longCsv: boolean;
+  longCsv: LongCsvMode | false;
   title?: string;
   step?: string;
+  smoothing: string;
 }
 
 const FIGURE_KINDS = ['svg', 'png'] as const;
@@ -26,6 +29,12 @@ function figureKinds(text: string): ('svg' | 'png')[] {
   const bad = kinds.filter((k) => !(FIGURE_KINDS as readonly string[]).includes(k));
   if (bad.length) throw new UsageError(`--figures: expected svg, png, svg,png or none, got ${text}`);
   return kinds as ('svg' | 'png')[];
+}
+
+function smoothingOf(text: string): number {
+  const beta = Number(text);
+  if (!(beta >= 0 && beta < 1)) throw new UsageError(`--smoothing: expected an EMA weight in [0, 1), e.g. 0.9 (0: raw loss only), got "${text}"`);
+  return beta;
 }
 
 function stepOf(text: string): number {
@@ -40,14 +49,17 @@ export function registerReport(program: Command): void {
     .description('tables (headline perplexity, per-block diagnostics), figures and a long CSV from the stored runs')
     .option('--sweep <name>', 'only the runs of this sweep')
     .option('--runs-dir <dir>', 'where the runs are: its *.sqlite and every <run>/run.sqlite', 'runs')
-    .addOption(new Option('--format <format>', 'table format').choices(FORMATS).default('table'))
+    .addOption(new Option('--format <format>', 'table format, or html: one self-contained interactive page').choices([...FORMATS, 'html']).default('table'))
     .option('--out <dir>', 'write report.<ext>, figures/ and metrics.csv there instead of printing the tables')
     .option('--figures <kinds>', 'with --out: svg, png, svg,png or none', 'svg,png')
-    .option('--no-long-csv', 'with --out: skip metrics.csv (every metric of every run)')
+    .addOption(new Option('--long-csv <mode>', 'with --out: metrics.csv (every metric of every run), gzipped as metrics.csv.gz, or none').choices(LONG_CSV_MODES).default('csv'))
+    .option('--no-long-csv', 'with --out: same as --long-csv none')
     .option('--title <text>', 'the report\'s title')
     .option('--step <n>', 'layer analyses at this checkpoint step (default: each run\'s latest analysed step)')
+    .option('--smoothing <beta>', 'loss figures: EMA weight of the line drawn over the raw loss (0: raw only)', String(LOSS_SMOOTHING))
     .action(async (flags: ReportFlags) => {
       const kinds = figureKinds(flags.figures);
+      const smoothing = smoothingOf(flags.smoothing);
       const analysisStep = flags.step === undefined ? undefined : stepOf(flags.step);
       const gathered = gatherRuns(flags.runsDir, flags.sweep ? { sweep: flags.sweep } : {});
       try {
@@ -60,13 +72,22 @@ export function registerReport(program: Command): void {
           console.error(`normlab: warning: no run has layer analyses at step ${analysisStep} (normlab analyze <run> --step ${analysisStep})`);
         }
         const title = flags.title ?? (flags.sweep ? `Sweep ${flags.sweep}` : `Runs in ${flags.runsDir}`);
-        const report = buildReport(facts, title);
+        const report = buildReport(facts, title, smoothing);
+        if (flags.format === 'html') {
+          const html = await htmlReport(facts, title, report.summary);
+          if (!flags.out) process.stdout.write(html);
+          else console.log(`wrote ${writeHtml(flags.out, html)} (${(Buffer.byteLength(html) / 1024).toFixed(0)} KiB)`);
+          return;
+        }
         if (!flags.out) {
           process.stdout.write(renderReport(report, flags.format));
           return;
         }
-        const files = await writeReport(flags.out, report, facts, { format: flags.format, figures: kinds, longCsv: flags.longCsv });
-        console.log(`wrote ${files.length} files to ${flags.out}: ${files.map((f) => f.slice(flags.out!.length).replace(/^\//, '')).join(', ')}`);
+        const longCsv = flags.longCsv === false ? 'none' : flags.longCsv;
+        const written = await writeReport(flags.out, report, facts, { format: flags.format, figures: kinds, longCsv });
+        const files = written.files.map((f) => f.slice(flags.out!.length).replace(/^\//, ''));
+        console.log(`wrote ${files.length} files to ${flags.out}: ${files.join(', ')}`);
+        if (written.longCsv) console.log(`${written.longCsv.file}: ${longCsvSize(written.longCsv)}`);
       } finally {
         gathered.close();
       }

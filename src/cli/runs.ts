@@ -2,7 +2,7 @@
 import path from 'node:path';
 import { Option, type Command } from 'commander';
 import { gatherRuns } from '../report/gather.ts';
-import { LISTING_COLUMNS, listingRow } from '../report/listing.ts';
+import { listing } from '../report/listing.ts';
 import { RUN_STATUSES, type RunStatus } from '../store/store.ts';
 import { slurmLabel, slurmView } from '../slurm/executor.ts';
 import { tasksUnder } from '../slurm/submissions.ts';
@@ -18,7 +18,7 @@ interface RunsFlags {
 export function registerRuns(program: Command): void {
   program
     .command('runs')
-    .description('list runs: status, progress, last loss, tokens/s, backend, Slurm task (a run whose process is gone shows as interrupted)')
+    .description('list runs: strategy, size, seed (precision and lr where they vary), status, progress, last loss, tokens/s, backend, Slurm task (a run whose process is gone shows as interrupted)')
     .option('--sweep <name>', 'only the runs of this sweep')
     .addOption(new Option('--status <status>', 'only runs in this state').choices(RUN_STATUSES))
     .option('--runs-dir <dir>', 'where the runs are: its *.sqlite and every <run>/run.sqlite', 'runs')
@@ -30,9 +30,9 @@ export function registerRuns(program: Command): void {
           console.log(`no runs in ${flags.runsDir}${flags.sweep ? ` for sweep ${flags.sweep}` : ''}${flags.status ? ` with status ${flags.status}` : ''}`);
           return;
         }
-        const rows = gathered.runs.map((g) => listingRow(g, isInterrupted(g.record, path.join(flags.runsDir, g.record.id))));
+        const [header, ...rows] = listing(gathered.runs, (g) => isInterrupted(g.record, path.join(flags.runsDir, g.record.id)));
         const slurm = slurmColumn(flags.runsDir, gathered.runs.map((g) => g.record.id));
-        const table = slurm ? [[...LISTING_COLUMNS, 'slurm'], ...rows.map((row, i) => [...row, slurm[i]!])] : [LISTING_COLUMNS, ...rows];
+        const table = slurm ? [[...header!, 'slurm'], ...rows.map((row, i) => [...row, slurm[i]!])] : [header!, ...rows];
         for (const line of align(table)) console.log(line);
       } finally {
         gathered.close();

@@ -3,17 +3,24 @@ import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import * as tf from '@tensorflow/tfjs';
+import { torchDevice, torchMemory } from '../backend/torch/index.ts';
 import { loadRunConfig } from '../config/load.ts';
 import type { RunConfig } from '../config/schema.ts';
 import { checkOutputs } from '../store/health.ts';
 import { RunStore } from '../store/store.ts';
+import { currentOwner, DEFAULT_STALE_AFTER_MS, readClaim, releaseClaim, touchClaim, tryClaim, type Claim } from '../sweep/claims.ts';
 import { stepDirs } from '../train/checkpoint.ts';
 import { checkFitsBackend } from '../train/memory.ts';
-import { currentOwner, DEFAULT_STALE_AFTER_MS, readClaim, releaseClaim, touchClaim, tryClaim, type Claim } from '../sweep/claims.ts';
+import { resolvePrecision } from '../train/precision.ts';
 import { executeRun, readRunConfig, type RunData, type RunIdentity, runIdentity, trainingData } from '../train/run.ts';
 import { backendOption, startBackend, UsageError } from './common.ts';
 import type { SetExitCode } from './main.ts';
+import { describePlan } from './plan.ts';
 import { progressFor } from './progress.ts';
+import { rankEnv } from '../distributed/launch-env.ts';
+import { collectiveTimeoutSeconds, dataParallelBackend } from '../distributed/process-group.ts';
+import { joinDataParallel, onlyRankZero, type Replica, sink } from '../distributed/replica.ts';
+import { runRanks } from '../distributed/spawn-ranks.ts';
 import { VERSION } from './version.ts';
 
 /** Exit codes a script can tell apart. */
@@ -25,6 +32,8 @@ interface TrainFlags {
   resume?: string;
   restart?: boolean;
   quiet?: boolean;
+  dryRun?: boolean;
+  nprocPerNode?: string;
 }
 
 const collect = (value: string, previous: string[]) => [...previous, value];
@@ -50,34 +59,83 @@ export function registerTrain(program: Command, setExitCode: SetExitCode): void 
     .option('--resume <run>', 'continue a run (its id under runs/, or its folder) from its last good checkpoint')
     .option('--restart', 'discard the run\'s checkpoints and metrics and train from step 0')
     .option('--quiet', 'print nothing but errors')
+    .option('--dry-run', 'print the plan (normlab plan) and whether it fits, train nothing, write nothing')
+    .option('--nproc-per-node <n>', 'data parallel: train as N ranks on this machine (one per GPU, or sharing the cores) over c10d')
     .action(async (file: string | undefined, flags: TrainFlags) => {
       const config = resolveConfig(file, flags);
+      if (flags.dryRun) {
+        const backend = await startBackend(flags.backend);
+        for (const line of describePlan(config, backend.name)) console.log(line);
+        checkFitsBackend(config, backend.name);
+        return;
+      }
       checkOutputs(config.output);
       const identity = runIdentity(config);
+      // Under torchrun or srun this process is one rank; --nproc-per-node then means nothing more.
+      const launch = rankEnv();
+      const ranks = launch ? 1 : positiveInt(flags.nprocPerNode ?? '1', '--nproc-per-node');
       if (finishedBefore(config.output.db, identity.id) && !flags.restart) {
         console.log(`run ${identity.id} has already finished (${identity.dir}); --restart trains it again`);
         return;
       }
-      const backend = await startBackend(flags.backend);
-      // Everything that can refuse the run does so before a file is written.
-      checkFitsBackend(config, backend.name);
-      const data = await trainingData(config);
-      const claim = claimRun(identity);
-      const heartbeat = setInterval(() => touchClaim(claim), HEARTBEAT_MS);
+      if (ranks > 1) {
+        setExitCode(await launchRanks(config, flags, ranks));
+        return;
+      }
+      const backend = await startBackend(flags.backend, launch?.localRank);
+      const replica = launch && joinDataParallel(launch, config.train.batch_size);
       try {
-        const store = RunStore.open(config.output.db);
+        // Everything that can refuse the run does so before a file is written.
+        checkFitsBackend(config, backend.name);
+        const precision = resolvePrecision(config, backend.name);
+        // Rank 0 prepares the data (into a cache all ranks share) before the others read it.
+        const data = replica ? await replica.firstOnRankZero(() => trainingData(config)) : await trainingData(config);
+        // Rank 0 claims the run for all its ranks, as a sweep worker does.
+        const claim = onlyRankZero<Claim | undefined>(replica, () => claimRun(identity), () => undefined);
+        const heartbeat = claim && setInterval(() => touchClaim(claim), HEARTBEAT_MS);
         try {
-          const say = (text: string) => { if (!flags.quiet) console.log(text); };
-          say(`run ${identity.id}  backend ${backend.name} (${backend.version})  ${identity.dir}`);
-          setExitCode(await trainWithSignals(config, store, data, backend, flags, say));
+          const store = onlyRankZero(replica, () => RunStore.open(config.output.db), sink<RunStore>);
+          const quiet = flags.quiet || onlyRankZero(replica, () => false, () => true);
+          try {
+            const say = (text: string) => { if (!quiet) console.log(text); };
+            const ranksNote = launch ? `  data parallel ${launch.worldSize} ranks (${launch.launcher})` : '';
+            say(`run ${identity.id}  backend ${backend.name} (${backend.version}), ${precision}${ranksNote}  ${identity.dir}`);
+            setExitCode(await trainWithSignals(config, store, data, backend, { ...flags, quiet }, say, replica));
+          } finally {
+            store.close();
+          }
         } finally {
-          store.close();
+          clearInterval(heartbeat);
+          if (claim) releaseClaim(claim);
         }
       } finally {
-        clearInterval(heartbeat);
-        releaseClaim(claim);
+        replica?.destroy();
       }
     });
+}
+
+function positiveInt(text: string, flag: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag} expects a whole number ≥ 1, got ${text}`);
+  return n;
+}
+
+
+/**
+ * `--nproc-per-node N`: checks here what would refuse the run (backend, c10d,
+ * GPUs, data), prepares the data once, then starts the N ranks and waits.
+ */
+async function launchRanks(config: RunConfig, flags: TrainFlags, ranks: number): Promise<number> {
+  const backend = await startBackend(flags.backend);
+  const processGroup = dataParallelBackend(ranks);
+  if (config.train.batch_size % ranks !== 0) {
+    throw new UsageError(`train.batch_size ${config.train.batch_size} does not divide among ${ranks} ranks: each rank takes an equal share of every batch; use a multiple of ${ranks}`);
+  }
+  checkFitsBackend(config, backend.name);
+  await trainingData(config);
+  const timeout = collectiveTimeoutSeconds();
+  if (!flags.quiet) console.log(`data parallel: ${ranks} ranks on this machine over c10d ${processGroup} (collective timeout ${timeout} s)`);
+  return runRanks(ranks, process.argv[1]!, process.argv.slice(2), timeout + 30, (text) => console.error(`normlab: ${text}`));
 }
 
 const STALE_AFTER_MS = DEFAULT_STALE_AFTER_MS;
@@ -114,6 +172,7 @@ function finishedBefore(db: string, runId: string): boolean {
 
 async function trainWithSignals(
   config: RunConfig, store: RunStore, data: RunData, backend: { name: string; version: string }, flags: TrainFlags, say: (text: string) => void,
+  replica?: Replica,
 ): Promise<number> {
   let stopSignal: NodeJS.Signals | undefined;
   const onSignal = (signal: NodeJS.Signals) => {
@@ -129,7 +188,7 @@ async function trainWithSignals(
   try {
     progress.start(config.train.steps, 0);
     const { identity, outcome, parameters } = await executeRun({
-      config, store, data, backend: backend.name, restart: flags.restart,
+      config, store, data, backend: backend.name, restart: flags.restart, replica,
       versions: { normlab: VERSION, node: process.version, tfjs: tf.version.tfjs, backend: `${backend.name} ${backend.version}` },
       hooks: {
         stopRequested: () => stopSignal !== undefined,
@@ -147,7 +206,10 @@ async function trainWithSignals(
     progress.stop();
     const sorted = [...stepTimes].sort((a, b) => a - b);
     const median = sorted[Math.floor(sorted.length / 2)] ?? 0;
-    say(`${outcome.status} at step ${outcome.step}: ${parameters.toLocaleString('en')} parameters, median step ${median.toFixed(0)} ms, peak RSS ${(peakRss / 2 ** 20).toFixed(0)} MiB, tensor memory ${(tf.memory().numBytes / 2 ** 20).toFixed(1)} MiB`);
+    // The run's tensors are freed by now: the torch backend's allocator peak says something (it counts CPU memory only); others have none.
+    const tensorPeak = torchDevice() === 'cpu' ? torchMemory()?.peakAllocatedBytes : undefined;
+    const tensors = tensorPeak === undefined ? '' : `, native tensor peak ${(tensorPeak / 2 ** 20).toFixed(0)} MiB`;
+    say(`${outcome.status} at step ${outcome.step}: ${parameters.toLocaleString('en')} parameters, median step ${median.toFixed(0)} ms, peak RSS ${(peakRss / 2 ** 20).toFixed(0)} MiB${tensors}`);
     switch (outcome.status) {
       case 'finished':
         say(`validation loss ${outcome.validation.loss.toFixed(4)}, perplexity ${outcome.validation.perplexity.toFixed(2)}; metrics in ${config.output.db} (run ${identity.id})`);

@@ -15,11 +15,12 @@ export function canonicalJson(value: unknown): string {
 /**
  * sha256 (first 16 hex digits) of what determines training: everything but the
  * label, the output paths, the preset name (its fields are in `model`) and the
- * logging / diagnostics / checkpoint cadence, which never change the weights.
+ * logging / diagnostics / checkpoint cadence and storage, which never change the weights.
  */
 export function configHash(cfg: RunConfig): string {
   const { name: _name, output: _output, model_preset: _preset, ...identity } = cfg;
-  const { log_every: _l, diag_every: _d, analyze_every: _a, checkpoint_every: _c, keep_checkpoints: _k, ...train } = cfg.train;
+  const { log_every: _l, diag_every: _d, analyze_every: _a, checkpoint_every: _c, keep_checkpoints: _k,
+    checkpoint_shard_size: _s, on_checkpoint_no_space: _n, ...train } = cfg.train;
   // null embed_norm means "the strategy's default"; hash the value it stands for.
   const model = { ...cfg.model, embed_norm: usesEmbedNorm(cfg.model) };
   return createHash('sha256').update(canonicalJson({ ...identity, model, train })).digest('hex').slice(0, 16);

@@ -28,14 +28,15 @@ export function resolveRunConfig(obj: unknown, source: string): RunConfig {
   const input = parsed.data;
   const model = resolveModel(input.model, source);
   checkTokenizerFits(model, input, source);
-  const { runs_dir, db } = input.output;
+  const { runs_dir, db, tensorboard } = input.output;
   return {
     name: checkName(input.name, source),
     ...(input.model.preset !== undefined && { model_preset: input.model.preset }),
     model,
     train: resolveTrain(input.train),
     data: input.data,
-    output: { runs_dir, db: db ?? path.join(runs_dir, 'normlab.sqlite') },
+    // Only when asked for: every other run's resolved config stays as it was.
+    output: { runs_dir, db: db ?? path.join(runs_dir, 'normlab.sqlite'), ...(tensorboard && { tensorboard }) },
   };
 }
 

@@ -55,11 +55,18 @@ const modelInputSchema = z
   .merge(z.object(modelFields).partial())
   .strict();
 
+export const PRECISIONS = ['fp32', 'tf32', 'bf16'] as const;
+export type Precision = (typeof PRECISIONS)[number];
+
 const trainSchema = z
   .object({
     /** A billion steps at most: beyond any run's budget. */
     steps: z.number().int().min(1).max(1e9).default(1000),
     batch_size: posInt().default(8),
+    /** Rows per forward/backward pass; the step accumulates batch_size / micro_batch_size of them. Absent: the whole batch. */
+    micro_batch_size: posInt().optional(),
+    /** Arithmetic of the products (fp32, tf32, bf16 mixed precision); absent: bf16 on CUDA, fp32 elsewhere (src/train/precision.ts). */
+    precision: z.enum(PRECISIONS).optional(),
     seq_len: posInt().default(128),
     lr: positive().default(1e-3),
     /** At most `steps`; absent: min(100, steps), so a short run needs no warm-up edit. */
@@ -86,8 +93,16 @@ const trainSchema = z
     /** 0 = never. */
     checkpoint_every: count().default(100),
     keep_checkpoints: posInt().default(2),
+    /** Tensor bytes per safetensors file above which checkpoints are sharded as Hugging Face does (5 GB, transformers' default). */
+    checkpoint_shard_size: posInt().default(5_000_000_000),
+    /** When the disk cannot hold the next checkpoint: `stop` (the previous checkpoint intact) or `keep_training` to the next chance. */
+    on_checkpoint_no_space: z.enum(['stop', 'keep_training']).default('stop'),
   })
-  .strict();
+  .strict()
+  .refine((t) => t.micro_batch_size === undefined || t.batch_size % t.micro_batch_size === 0, {
+    path: ['micro_batch_size'],
+    message: 'must divide train.batch_size (each step sums batch_size / micro_batch_size equal micro-batches)',
+  });
 
 /** Token ids each tokenizer can emit; the model's vocab_size must cover them. */
 export const TOKENIZER_VOCAB = Object.fromEntries(
@@ -122,6 +137,8 @@ const outputSchema = z
     runs_dir: z.string().min(1).default('runs'),
     /** Absent: `<runs_dir>/normlab.sqlite`. */
     db: z.string().min(1).optional(),
+    /** Also write TensorBoard event files into the run's folder as training logs metrics. */
+    tensorboard: z.boolean().default(false),
   })
   .strict();
 
@@ -142,6 +159,8 @@ export type DataConfig = z.output<typeof dataSchema>;
 export interface OutputConfig {
   runs_dir: string;
   db: string;
+  /** TensorBoard events written live into the run's folder; absent: none. */
+  tensorboard?: boolean;
 }
 
 /**
@@ -168,8 +187,9 @@ export function keysAt(path: readonly string[]): string[] | null {
   return obj ? Object.keys(obj.shape) : null;
 }
 
-// Sections are objects, some wrapped in .default({}).
+// Sections are objects, some wrapped in .default({}) or a cross-key .refine().
 function asObject(t: z.ZodTypeAny | undefined): z.AnyZodObject | null {
-  const inner = t instanceof z.ZodDefault ? t.removeDefault() : t;
+  let inner = t instanceof z.ZodDefault ? t.removeDefault() : t;
+  if (inner instanceof z.ZodEffects) inner = inner.innerType();
   return inner instanceof z.ZodObject ? inner : null;
 }

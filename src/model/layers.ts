@@ -57,7 +57,11 @@ export interface AttentionOptions {
   headScale?: tf.Tensor;
   /** Sub-LN's norm over the concatenated heads before W_o (§7.6). */
   subNorm?: Apply;
+  /** Generation's KV cache: takes this call's keys and values, returns all keys and values so far. */
+  cache?: KvAppend;
 }
+
+export type KvAppend = (k: tf.Tensor, v: tf.Tensor) => [tf.Tensor, tf.Tensor];
 
 /** [B, T, d] → [B, H, T, hd] after an optional per-head norm. */
 export function splitHeads(y: tf.Tensor, nHeads: number, norm?: Apply): tf.Tensor {
@@ -83,6 +87,11 @@ export function causalAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, scale:
   return tf.matMul(maskedSoftmax(tf.matMul(q, k, false, true), mask, scale), v);
 }
 
+/** The keys and values attention uses: these alone, or (generating) all cached so far. */
+export function withCache(k: tf.Tensor, v: tf.Tensor, cache?: KvAppend): [tf.Tensor, tf.Tensor] {
+  return cache ? cache(k, v) : [k, v];
+}
+
 /** Causal self-attention of one block; `prefix` is `model.layers.{i}.self_attn`. */
 export function attention(
   x: tf.Tensor, params: Params, prefix: string, nHeads: number,
@@ -90,7 +99,8 @@ export function attention(
 ): tf.Tensor {
   const hd = x.shape[2]! / nHeads;
   const heads = (name: 'q' | 'k' | 'v') => splitHeads(linear(x, params[`${prefix}.${name}_proj.weight`]!), nHeads, options.qkv[name]);
-  let o = causalAttention(rope(heads('q'), tables), rope(heads('k'), tables), heads('v'), 1 / Math.sqrt(hd), mask);
+  const [k, v] = withCache(rope(heads('k'), tables), heads('v'), options.cache);
+  let o = causalAttention(rope(heads('q'), tables), k, v, 1 / Math.sqrt(hd), mask);
   if (options.headScale) o = o.mul(options.headScale.reshape([1, nHeads, 1, 1]));
   let merged = mergeHeads(o);
   if (options.subNorm) merged = options.subNorm(merged);

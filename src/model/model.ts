@@ -7,6 +7,7 @@ import { attention, causalMask, linear, ropeTables, swiglu, type RopeTables } fr
 import { type Apply, normKind, normModule, normParamShapes, type Params } from './norms.ts';
 import { ngptAttention, ngptFfn, ngptLogits } from './ngpt.ts';
 import { type BlockContext, hasFinalNorm, type QkvNorm, type Slot, strategies } from './strategies.ts';
+import type { KvCache } from './generate.ts';
 
 export const blockPrefix = (layer: number) => `model.layers.${layer - 1}`;
 
@@ -77,6 +78,8 @@ export interface ForwardOptions {
   hidden?: boolean;
   /** 1-based block replaced by the identity (layer-drop analysis, MODEL.md §5). */
   skipLayer?: number;
+  /** Generation: the inputs follow the cache's tokens, and their keys and values join it. */
+  cache?: KvCache;
 }
 
 export interface ForwardResult {
@@ -101,6 +104,15 @@ export class Model {
     return c;
   }
 
+  /** RoPE rows and causal mask for T inputs at positions past … past+T−1, attending to all past+T keys. */
+  private positions(seqLen: number, cache?: KvCache): { tables: RopeTables; mask: tf.Tensor2D } {
+    if (!cache) return this.constantsFor(seqLen);
+    // One table of the cache's capacity, sliced per call: no constants per length.
+    const { tables, mask } = this.constantsFor(cache.capacity);
+    const rows = (t: tf.Tensor2D) => t.slice([cache.past, 0], [seqLen, t.shape[1]]);
+    return { tables: { cos: rows(tables.cos), sin: rows(tables.sin) }, mask: mask.slice([cache.past, 0], [seqLen, cache.past + seqLen]) };
+  }
+
   /** Forward pass on input ids [B, T]. Call inside tf.tidy. */
   forward(params: Params, inputs: tf.Tensor2D, options: ForwardOptions = {}): ForwardResult {
     const cfg = this.cfg;
@@ -108,8 +120,9 @@ export class Model {
     let h = tf.gather(params['model.embed_tokens.weight']!, inputs) as tf.Tensor3D;
     if (usesEmbedNorm(cfg)) h = norm('model.embed_norm')(h) as tf.Tensor3D;
     const hidden: tf.Tensor3D[] = options.hidden ? [h] : [];
+    const positions = this.positions(inputs.shape[1], options.cache);
     for (let layer = 1; layer <= cfg.n_layers; layer++) {
-      if (layer !== options.skipLayer) h = strategies[cfg.norm].block(this.blockContext(params, h, layer, inputs.shape[1])) as tf.Tensor3D;
+      if (layer !== options.skipLayer) h = strategies[cfg.norm].block(this.blockContext(params, h, layer, positions, options.cache)) as tf.Tensor3D;
       if (options.hidden) hidden.push(h);
     }
     if (cfg.norm === 'ngpt') return { logits: ngptLogits(h, params, cfg) as tf.Tensor3D, hidden };
@@ -117,9 +130,9 @@ export class Model {
     return { logits: linear(z, params['lm_head.weight']!) as tf.Tensor3D, hidden };
   }
 
-  private blockContext(params: Params, x: tf.Tensor, layer: number, seqLen: number): BlockContext {
+  private blockContext(params: Params, x: tf.Tensor, layer: number, { tables, mask }: { tables: RopeTables; mask: tf.Tensor2D }, cache?: KvCache): BlockContext {
     const cfg = this.cfg;
-    const { tables, mask } = this.constantsFor(seqLen);
+    const cached = cache && ((k: tf.Tensor, v: tf.Tensor) => cache.append(layer, k, v));
     const p = blockPrefix(layer);
     const param = (name: string) => {
       const t = params[`${p}.${name}`];
@@ -136,9 +149,9 @@ export class Model {
     const qkv = Object.fromEntries(qkvNorms(cfg, layer).map((n) => [n, norm(`self_attn.${n}_norm`)]));
     const sublayers = strategies[cfg.norm].sublayers;
     const attn: Apply = sublayers === 'ngpt'
-      ? (y) => ngptAttention(y, params, `${p}.self_attn`, cfg, tables, mask)
+      ? (y) => ngptAttention(y, params, `${p}.self_attn`, cfg, tables, mask, cached)
       : (y) => attention(y, params, `${p}.self_attn`, cfg.n_heads, tables, mask, {
-        qkv,
+        qkv, cache: cached,
         headScale: sublayers === 'normformer' ? param('self_attn.head_scale') : undefined,
         subNorm: sublayers === 'subln' ? norm('self_attn.attn_sub_norm') : undefined,
       });
@@ -201,6 +214,12 @@ export function splitBatch(tokens: tf.Tensor2D): { inputs: tf.Tensor2D; targets:
  * Mean cross-entropy over the positions whose weight is 1 (all of them when
  * `weights` is absent; padding gets 0 in truncated batches).
  */
+/** Σ of the cross-entropy over the targets that count (weight 1; padding weighs 0): a gradient step's loss_sum. */
+export function crossEntropySum(logits: tf.Tensor3D, targets: tf.Tensor2D, weights?: tf.Tensor2D): tf.Scalar {
+  const nll = tokenLosses(logits.reshape([-1, logits.shape[2]]), targets.reshape([-1]));
+  return (weights ? nll.mul(weights.reshape([-1])) : nll).sum() as tf.Scalar;
+}
+
 export function crossEntropy(logits: tf.Tensor3D, targets: tf.Tensor2D, weights?: tf.Tensor2D): tf.Scalar {
   const nll = tokenLosses(logits.reshape([-1, logits.shape[2]]), targets.reshape([-1]));
   if (!weights) return nll.mean() as tf.Scalar;

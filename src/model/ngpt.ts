@@ -2,19 +2,19 @@
 // `model.py` with use_nGPT=1). Effective scales are `stored · init_value / init_scaling`.
 import * as tf from '@tensorflow/tfjs';
 import type { ModelConfig } from './config.ts';
-import { causalAttention, linear, mergeHeads, rope, type RopeTables, splitHeads } from './layers.ts';
+import { causalAttention, type KvAppend, linear, mergeHeads, rope, type RopeTables, splitHeads, withCache } from './layers.ts';
 import { type Params, unit } from './norms.ts';
 
-export function ngptAttention(x: tf.Tensor, params: Params, prefix: string, cfg: ModelConfig, tables: RopeTables, mask: tf.Tensor2D): tf.Tensor {
+export function ngptAttention(x: tf.Tensor, params: Params, prefix: string, cfg: ModelConfig, tables: RopeTables, mask: tf.Tensor2D, cache?: KvAppend): tf.Tensor {
   const { n_heads: H, d_model: d } = cfg;
   const hd = d / H;
   const heads = (name: string) => splitHeads(linear(x, params[`${prefix}.${name}_proj.weight`]!), H);
   const sqk = params[`${prefix}.qk_scale`]!.mul(Math.sqrt(d)).reshape([1, H, 1, hd]);
   // RoPE before the normalization, as the code does (§7.3 note 1).
   const q = unit(rope(heads('q'), tables)).mul(sqk);
-  const k = unit(rope(heads('k'), tables)).mul(sqk);
+  const [k, v] = withCache(unit(rope(heads('k'), tables)).mul(sqk), heads('v'), cache);
   // Unit q, k: the logit scale is sqrt(hd), not 1/sqrt(hd).
-  const o = causalAttention(q, k, heads('v'), Math.sqrt(hd), mask);
+  const o = causalAttention(q, k, v, Math.sqrt(hd), mask);
   return linear(mergeHeads(o), params[`${prefix}.o_proj.weight`]!);
 }
 

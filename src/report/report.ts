@@ -1,8 +1,10 @@
 // The report as files: one document in the chosen format (all tables, and in
 // Markdown the figures inline), the figures as SVG and PNG, and a long-format
 // CSV of every metric and analysis row.
-import { closeSync, mkdirSync, openSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, createWriteStream, mkdirSync, openSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { once } from 'node:events';
 import path from 'node:path';
+import { createGzip } from 'node:zlib';
 import { AnalysisReader, hasAnalyses } from './analyses.ts';
 import { analysisFigures } from './analysis-figures.ts';
 import { analysisTables } from './analysis-tables.ts';
@@ -11,6 +13,7 @@ import type { RunFacts } from './facts.ts';
 import { figures as makeFigures, type Figure } from './figures.ts';
 import { svgToPng } from './png.ts';
 import { csvField, jsonTable, renderTable, type Format, type Table } from './tables.ts';
+import { LOSS_SMOOTHING } from './smooth.ts';
 
 export interface Report {
   title: string;
@@ -21,9 +24,18 @@ export interface Report {
   /** The layer analyses (normlab analyze): empty when no run has any. */
   analysisTables: Table[];
   analysisFigures: Figure[];
+  /** The long CSV written beside the document, once it is. */
+  longCsv?: LongCsv;
 }
 
-export function buildReport(facts: RunFacts[], title: string): Report {
+export interface LongCsv {
+  file: string;
+  bytes: number;
+  rows: number;
+}
+
+/** `smoothing`: the EMA weight of the line drawn over the raw training loss in the loss figures (0: none). */
+export function buildReport(facts: RunFacts[], title: string, smoothing = LOSS_SMOOTHING): Report {
   const counts = new Map<string, number>();
   for (const f of facts) counts.set(f.status, (counts.get(f.status) ?? 0) + 1);
   const backends = [...new Set(facts.map((f) => f.backend))].join(', ');
@@ -32,7 +44,7 @@ export function buildReport(facts: RunFacts[], title: string): Report {
     title,
     summary: `${facts.length} runs (${[...counts].map(([s, n]) => `${n} ${s}`).join(', ')}); backend ${backends}.${analysed ? ` Layer analyses of ${analysed} of them.` : ''}`,
     tables: [headlineTable(facts), depthProfileTable(facts), depthProfileRunsTable(facts), ...layerTables(facts), runsTable(facts)],
-    figures: makeFigures(facts, title),
+    figures: makeFigures(facts, title, smoothing),
     analysisTables: analysisTables(facts),
     analysisFigures: analysisFigures(facts, title),
   };
@@ -62,9 +74,10 @@ export function renderReport(r: Report, format: Format, figureExt?: 'svg' | 'png
       const analyses = analysisRuns
         ? ['## Layer analyses', '', ANALYSES_INTRO, '', renderTable(analysisRuns, 'md'), ...images(r.analysisFigures), ...analysisBlocks.map((t) => renderTable(t, 'md'))]
         : [];
+      const data = r.longCsv ? ['## Data', '', `Every metric and analysis row, one per line: [${path.basename(r.longCsv.file)}](${path.basename(r.longCsv.file)}) (${longCsvSize(r.longCsv)}).`, ''] : [];
       return [
         `# ${r.title}`, '', r.summary, '', ...[headline!, profile!, profileRuns!].map((t) => renderTable(t, 'md')),
-        ...figs, ...analyses, '## Per-block tables', '', ...rest.map((t) => renderTable(t, 'md')),
+        ...figs, ...analyses, '## Per-block tables', '', ...rest.map((t) => renderTable(t, 'md')), ...data,
       ].join('\n');
     }
   }
@@ -72,14 +85,21 @@ export function renderReport(r: Report, format: Format, figureExt?: 'svg' | 'png
 
 const EXT: Record<Format, string> = { table: 'txt', md: 'md', csv: 'csv', json: 'json' };
 
+export const LONG_CSV_MODES = ['csv', 'gz', 'none'] as const;
+export type LongCsvMode = (typeof LONG_CSV_MODES)[number];
+
 export interface WriteOptions {
   format: Format;
   figures: ('svg' | 'png')[];
-  longCsv: boolean;
+  longCsv: LongCsvMode;
+}
+
+export function longCsvSize(c: LongCsv): string {
+  return `${(c.bytes / 2 ** 20).toFixed(1)} MiB, ${c.rows.toLocaleString('en-US')} rows`;
 }
 
 /** Writes the report under `dir`; returns the files written. */
-export async function writeReport(dir: string, r: Report, facts: RunFacts[], o: WriteOptions): Promise<string[]> {
+export async function writeReport(dir: string, r: Report, facts: RunFacts[], o: WriteOptions): Promise<{ files: string[]; longCsv?: LongCsv }> {
   mkdirSync(dir, { recursive: true });
   const files: string[] = [];
   const put = (name: string, data: string | Buffer) => {
@@ -89,6 +109,11 @@ export async function writeReport(dir: string, r: Report, facts: RunFacts[], o: 
     files.push(file);
   };
   const figureExt = o.figures.includes('svg') ? 'svg' : o.figures.includes('png') ? 'png' : undefined;
+  // The long CSV first, so the document can say how big it is.
+  if (o.longCsv !== 'none') {
+    r = { ...r, longCsv: await writeLongCsv(path.join(dir, o.longCsv === 'gz' ? 'metrics.csv.gz' : 'metrics.csv'), facts) };
+    files.push(r.longCsv!.file);
+  }
   if (o.format === 'csv') {
     for (const t of [...r.tables, ...r.analysisTables]) put(`${t.id}.csv`, renderTable(t, 'csv'));
   } else {
@@ -98,42 +123,67 @@ export async function writeReport(dir: string, r: Report, facts: RunFacts[], o: 
     if (o.figures.includes('svg')) put(`figures/${f.name}.svg`, f.svg);
     if (o.figures.includes('png')) put(`figures/${f.name}.png`, await svgToPng(f.svg));
   }
-  if (o.longCsv) files.push(writeLongCsv(path.join(dir, 'metrics.csv'), facts));
-  return files;
+  return { files, ...(r.longCsv && { longCsv: r.longCsv }) };
+}
+
+/** Where the long CSV's text goes: the file as is, or through gzip (a file name ending .gz), with backpressure. */
+function csvSink(file: string): { write(text: string): Promise<void> | void; close(): Promise<void> } {
+  if (!file.endsWith('.gz')) {
+    const fd = openSync(file, 'w');
+    return { write: (text) => { writeSync(fd, text); }, close: async () => closeSync(fd) };
+  }
+  // Level 1: the rows repeat their prefix, so the fastest level already shrinks them ~8×.
+  const gzip = createGzip({ level: 1 });
+  const out = gzip.pipe(createWriteStream(file));
+  return {
+    write: async (text) => { if (!gzip.write(text)) await once(gzip, 'drain'); },
+    close: async () => { gzip.end(); await once(out, 'close'); },
+  };
 }
 
 /**
  * Every metric and analysis row of every run, one per line, for users' own tools
- * (streamed: it can be large). Analysis rows have kind `analysis`, the row set as
- * name (angular, layer_drop, variance, …), layer as stored and, for angular, the offset n.
+ * (streamed: a 100,000-step sweep gives gigabytes; `.gz` compresses it). Analysis
+ * rows have kind `analysis`, the row set as name (angular, layer_drop, variance, …),
+ * layer as stored and, for angular, the offset n. Rows come metric by metric; within
+ * a metric, the order follows the store's layout (docs/store.md).
  */
-export function writeLongCsv(file: string, facts: RunFacts[]): string {
-  const fd = openSync(file, 'w');
+export async function writeLongCsv(file: string, facts: RunFacts[]): Promise<LongCsv> {
+  const sink = csvSink(file);
   const readers = new Map<string, AnalysisReader>();
+  let rows = 0;
   try {
-    writeSync(fd, 'run,sweep,strategy,seed,kind,name,step,layer,n,param,value\n');
+    await sink.write('run,sweep,strategy,seed,kind,name,step,layer,n,param,value\n');
     for (const f of facts) {
       const prefix = [f.id, f.sweep ?? '', f.strategy, String(f.seed)].map(csvField).join(',');
       let chunk = '';
-      const put = (line: string) => {
+      const put = async (line: string) => {
         chunk += line;
-        if (chunk.length > 1 << 16) { writeSync(fd, chunk); chunk = ''; }
+        rows++;
+        if (chunk.length > 1 << 16) { await sink.write(chunk); chunk = ''; }
       };
-      for (const m of f.source.store.metricRows(f.id)) {
-        const layer = m.kind === 'layer' ? String(m.index) : '';
-        const param = m.kind === 'param' ? csvField(String(m.index)) : '';
-        put(`${prefix},${m.kind},${csvField(m.name)},${m.step},${layer},,${param},${m.value}\n`);
+      for (const c of f.source.store.metricChunks(f.id)) {
+        const head = `${prefix},${c.kind},${csvField(c.name)},`;
+        for (const [step, index, value] of c.rows) {
+          const layer = c.kind === 'layer' ? index : '';
+          const param = c.kind === 'param' ? csvField(index as string) : '';
+          // NaN is stored as NULL; write it as JS does.
+          chunk += `${head}${step},${layer},,${param},${value ?? NaN}\n`;
+        }
+        rows += c.rows.length;
+        await sink.write(chunk);
+        chunk = '';
       }
       const file = f.source.store.file;
       const reader = readers.get(file) ?? readers.set(file, AnalysisReader.open(file)).get(file)!;
       for (const a of reader.allRows(f.id)) {
-        put(`${prefix},analysis,${csvField(a.analysis)},${a.step},${a.layer},${a.analysis === 'angular' ? a.n : ''},${csvField(a.param)},${a.value}\n`);
+        await put(`${prefix},analysis,${csvField(a.analysis)},${a.step},${a.layer},${a.analysis === 'angular' ? a.n : ''},${csvField(a.param)},${a.value}\n`);
       }
-      writeSync(fd, chunk);
+      await sink.write(chunk);
     }
   } finally {
-    closeSync(fd);
+    await sink.close();
     readers.forEach((r) => r.close());
   }
-  return file;
+  return { file, bytes: statSync(file).size, rows };
 }

@@ -20,6 +20,12 @@ export type MetricKind = 'scalar' | 'layer' | 'param';
 
 export interface MetricRow { kind: MetricKind; step: number; name: string; index: number | string | null; value: number }
 
+/** Rows of one metric as [step, index, value] (index: null, the layer, or the parameter; value null for NaN), ≤ ~100,000 at a time. */
+export interface MetricChunk { kind: MetricKind; name: string; rows: [number, number | string | null, number | null][] }
+
+/** Rows per chunk: large enough that reading is one call per chunk, small enough to hold. */
+export const CHUNK_ROWS = 100_000;
+
 /** Buckets of whole steps (report/reduce.ts StepBins): bucket = clamp(floor((step − x0) / width), 0, count − 1). */
 export interface StepBuckets { x0: number; width: number; count: number }
 
@@ -47,13 +53,14 @@ export interface MetricTables {
   lowestRatio(runId: string, name: string, a: number, b: number): { step: number; value: number } | undefined;
   /** Mean, max and count per step bucket and layer. */
   layerBuckets(runId: string, name: string, buckets: StepBuckets): BucketCell[];
-  /** Every row of one run, kind by kind, grouped by metric name. */
-  rows(runId: string): Generator<MetricRow>;
+  /** Every row of one run, kind by kind, grouped by metric name, in chunks (exports: one SQLite call per chunk, not per row). */
+  chunks(runId: string): Generator<MetricChunk>;
   countRows(runId: string): { scalars: number; layers: number; params: number };
 }
 
 const nan = (v: number | null) => v ?? NaN;
-const BUCKET = 'max(0, min(@last, (step - @x0) / @width))';
+// Parameters bind as REAL: CAST makes the division whole (floor, steps ≥ x0), as reduce.ts binOf.
+const BUCKET = 'max(0, min(@last, CAST((step - @x0) / @width AS INTEGER)))';
 const FINITE_MEAN = 'avg(CASE WHEN abs(value) < 9e999 THEN value END)';
 const bucketArgs = (b: StepBuckets) => ({ x0: b.x0, width: b.width, last: b.count - 1 });
 
@@ -135,19 +142,22 @@ export class TextTables implements MetricTables {
 
   layerBuckets(runId: string, name: string, buckets: StepBuckets): BucketCell[] {
     const rows = this.db.prepare(`SELECT ${BUCKET} AS bin, layer AS row, avg(value) AS mean, max(value) AS max, count(*) AS count
-      FROM layer_metrics WHERE run_id = @run AND name = @name GROUP BY bin, layer`).all({ run: runId, name, ...bucketArgs(buckets) }) as BucketCell[];
+      FROM layer_metrics WHERE run_id = @run AND name = @name GROUP BY bin, layer ORDER BY bin, row`).all({ run: runId, name, ...bucketArgs(buckets) }) as BucketCell[];
     return rows.map((r) => ({ ...r, mean: nan(r.mean), max: nan(r.max) }));
   }
 
-  *rows(runId: string): Generator<MetricRow> {
-    const queries = [
-      ['scalar', 'SELECT step, name, NULL AS idx, value FROM scalars WHERE run_id = ? ORDER BY name, step'],
-      ['layer', 'SELECT step, name, layer AS idx, value FROM layer_metrics WHERE run_id = ? ORDER BY name, step, layer'],
-      ['param', 'SELECT step, name, param AS idx, value FROM param_metrics WHERE run_id = ? ORDER BY name, step, param'],
-    ] as const;
-    for (const [kind, sql] of queries) {
-      for (const [step, name, index, value] of this.db.prepare(sql).raw().iterate(runId) as Iterable<[number, string, number | string | null, number | null]>) {
-        yield { kind, step, name, index, value: nan(value) };
+  /** Step-major within a metric (the key's order): chunks are step ranges holding ~CHUNK_ROWS rows. */
+  *chunks(runId: string): Generator<MetricChunk> {
+    const tables = [['scalar', 'scalars', 'NULL'], ['layer', 'layer_metrics', 'layer'], ['param', 'param_metrics', 'param']] as const;
+    for (const [kind, table, idx] of tables) {
+      const names = this.db.prepare(`SELECT name, min(step), max(step), count(*) FROM ${table} WHERE run_id = ? GROUP BY name ORDER BY name`)
+        .raw().all(runId) as [string, number, number, number][];
+      const range = this.db.prepare(`SELECT step, ${idx}, value FROM ${table} WHERE run_id = ? AND name = ? AND step >= ? AND step < ? ORDER BY step, ${idx}`).raw();
+      for (const [name, first, last, count] of names) {
+        const width = Math.max(1, Math.floor(CHUNK_ROWS / Math.max(1, count / (last - first + 1))));
+        for (let from = first; from <= last; from += width) {
+          yield { kind, name, rows: range.all(runId, name, from, from + width) as MetricChunk['rows'] };
+        }
       }
     }
   }
@@ -269,22 +279,27 @@ export class CompactTables implements MetricTables {
   }
 
   layerBuckets(runId: string, name: string, buckets: StepBuckets): BucketCell[] {
-    const rows = this.db.prepare(this.layerSql(`${BUCKET} AS bin, s.idx AS row, avg(p.value) AS mean, max(p.value) AS max, count(*) AS count`, 'GROUP BY s.idx, bin'))
+    const rows = this.db.prepare(this.layerSql(`${BUCKET} AS bin, s.idx AS row, avg(p.value) AS mean, max(p.value) AS max, count(*) AS count`, 'GROUP BY s.idx, bin ORDER BY bin, row'))
       .all({ run: runId, name, ...bucketArgs(buckets) }) as BucketCell[];
     return rows.map((r) => ({ ...r, mean: nan(r.mean), max: nan(r.max) }));
   }
 
   /** Series by series (metric name, then layer or parameter), each in step order: no sort of the points. */
-  *rows(runId: string): Generator<MetricRow> {
+  *chunks(runId: string): Generator<MetricChunk> {
     const kinds = [['scalar', KIND.scalar], ['layer', KIND.layer], ['param', KIND.param]] as const;
-    const points = this.db.prepare('SELECT step, value FROM points WHERE series = ? ORDER BY step').raw();
+    const points = this.db.prepare('SELECT step, @index, value FROM points WHERE series = @id AND step >= @from ORDER BY step LIMIT @limit').raw();
     for (const [kind, k] of kinds) {
       const series = this.db.prepare(`SELECT s.id, n.name, s.idx, pn.name FROM series s JOIN names n ON n.id = s.name
         LEFT JOIN names pn ON s.kind = ${KIND.param} AND pn.id = s.idx WHERE s.run_id = ? AND s.kind = ? ORDER BY n.name, pn.name, s.idx`)
         .raw().all(runId, k) as [number, string, number, string | null][];
       for (const [id, name, idx, param] of series) {
         const index = kind === 'scalar' ? null : kind === 'layer' ? idx : param;
-        for (const [step, value] of points.iterate(id) as Iterable<[number, number | null]>) yield { kind, step, name, index, value: nan(value) };
+        for (let from = -Infinity; ;) {
+          const rows = points.all({ id, index, from: Number.isFinite(from) ? from : -9e15, limit: CHUNK_ROWS }) as MetricChunk['rows'];
+          if (rows.length) yield { kind, name, rows };
+          if (rows.length < CHUNK_ROWS) break;
+          from = rows[rows.length - 1]![0] + 1;
+        }
       }
     }
   }

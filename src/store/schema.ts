@@ -116,6 +116,8 @@ const MIGRATIONS: Migration[] = [
         ALTER TABLE layer_metrics RENAME TO old_layer_metrics;
         ALTER TABLE param_metrics RENAME TO old_param_metrics;`);
       db.exec(COMPACT_METRICS);
+      // CROSS JOIN keeps the old rows as the outer loop (one index lookup each);
+      // SQLite would otherwise scan a whole metric per parameter.
       db.exec(`
         INSERT OR IGNORE INTO names (name)
           SELECT DISTINCT name FROM old_scalars UNION SELECT DISTINCT name FROM old_layer_metrics
@@ -128,14 +130,14 @@ const MIGRATIONS: Migration[] = [
           SELECT DISTINCT o.run_id, ${KIND.param}, n.id, pn.id FROM old_param_metrics o
           JOIN names n ON n.name = o.name JOIN names pn ON pn.name = o.param;
         INSERT INTO points (series, step, value)
-          SELECT s.id, o.step, o.value FROM old_scalars o JOIN names n ON n.name = o.name
-          JOIN series s ON s.run_id = o.run_id AND s.kind = ${KIND.scalar} AND s.name = n.id AND s.idx = 0;
+          SELECT s.id, o.step, o.value FROM old_scalars o CROSS JOIN names n ON n.name = o.name
+          CROSS JOIN series s ON s.run_id = o.run_id AND s.kind = ${KIND.scalar} AND s.name = n.id AND s.idx = 0;
         INSERT INTO points (series, step, value)
-          SELECT s.id, o.step, o.value FROM old_layer_metrics o JOIN names n ON n.name = o.name
-          JOIN series s ON s.run_id = o.run_id AND s.kind = ${KIND.layer} AND s.name = n.id AND s.idx = o.layer;
+          SELECT s.id, o.step, o.value FROM old_layer_metrics o CROSS JOIN names n ON n.name = o.name
+          CROSS JOIN series s ON s.run_id = o.run_id AND s.kind = ${KIND.layer} AND s.name = n.id AND s.idx = o.layer;
         INSERT INTO points (series, step, value)
-          SELECT s.id, o.step, o.value FROM old_param_metrics o JOIN names n ON n.name = o.name JOIN names pn ON pn.name = o.param
-          JOIN series s ON s.run_id = o.run_id AND s.kind = ${KIND.param} AND s.name = n.id AND s.idx = pn.id;
+          SELECT s.id, o.step, o.value FROM old_param_metrics o CROSS JOIN names n ON n.name = o.name CROSS JOIN names pn ON pn.name = o.param
+          CROSS JOIN series s ON s.run_id = o.run_id AND s.kind = ${KIND.param} AND s.name = n.id AND s.idx = pn.id;
         DROP TABLE old_scalars; DROP TABLE old_layer_metrics; DROP TABLE old_param_metrics;`);
     },
   },

@@ -15,14 +15,17 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { faultPoint } from '../train/faults.ts';
 import type { RunConfig } from '../config/schema.ts';
-import { CompactTables, TextTables, type BucketCell, type Columns, type MetricBatch, type MetricRow, type MetricTables, type StepBuckets } from './metrics.ts';
+import { CompactTables, TextTables, type BucketCell, type Columns, type MetricBatch, type MetricChunk, type MetricRow, type MetricTables, type StepBuckets } from './metrics.ts';
 import { createSchema, ensureSchema, layoutOf, migrate, SCHEMA_VERSION, type Layout } from './schema.ts';
 
-export type { BucketCell, Columns, LayerRow, MetricBatch, MetricRow, ParamRow, ScalarRow, StepBuckets } from './metrics.ts';
+export type { BucketCell, Columns, LayerRow, MetricBatch, MetricChunk, MetricRow, ParamRow, ScalarRow, StepBuckets } from './metrics.ts';
 export type { Layout } from './schema.ts';
 
 export const RUN_STATUSES = ['running', 'finished', 'failed', 'diverged', 'killed'] as const;
 export type RunStatus = (typeof RUN_STATUSES)[number];
+
+/** A running run whose heartbeat is older than this is taken for dead (its worker was killed). */
+export const LIVE_WITHIN_MS = 10 * 60_000;
 
 /** Raised for misuse of the store (unknown run, impossible status change). */
 export class StoreError extends Error {
@@ -285,8 +288,15 @@ export class RunStore {
   }
 
   /** Every metric row of one run, kind by kind, grouped by metric name, for exports; `index` is the layer, the parameter, or null. */
-  metricRows(runId: string): Generator<MetricRow> {
-    return this.metrics.rows(runId);
+  *metricRows(runId: string): Generator<MetricRow> {
+    for (const c of this.metrics.chunks(runId)) {
+      for (const [step, index, value] of c.rows) yield { kind: c.kind, step, name: c.name, index, value: value ?? NaN };
+    }
+  }
+
+  /** The same rows in chunks of up to ~100,000 (one SQLite call each): the fast path for long exports. */
+  metricChunks(runId: string): Generator<MetricChunk> {
+    return this.metrics.chunks(runId);
   }
 
   /** Rows per metric table for one run. */
@@ -306,16 +316,32 @@ export class RunStore {
     }
   }
 
+  /** Runs whose worker looks alive: running, with a heartbeat (or start) within LIVE_WITHIN_MS. */
+  liveRuns(now = Date.now()): RunRecord[] {
+    return this.listRuns({ status: 'running' }).filter((r) => now - Date.parse(r.heartbeatAt ?? r.startedAt) < LIVE_WITHIN_MS);
+  }
+
   /**
-   * Moves the file to the newest schema version (normlab store migrate), then
-   * repacks it. Returns the steps taken (none when it is current).
+   * Moves an existing file to the newest schema version (normlab store migrate)
+   * and repacks it. Refuses a file a live run is writing. Returns the steps taken
+   * (none when it is current).
    */
-  migrate(): string[] {
-    const version = this.db.pragma('user_version', { simple: true }) as number;
-    if (version >= SCHEMA_VERSION) return [];
-    const done = migrate(this.db, version);
-    this.db.exec('VACUUM');
-    return done;
+  static migrateFile(file: string, now = Date.now()): string[] {
+    const store = RunStore.open(file, {});
+    try {
+      const live = store.liveRuns(now);
+      if (live.length) {
+        throw new StoreError(`${file}: run ${live.map((r) => r.id).join(', ')} is writing this store (heartbeat within ${LIVE_WITHIN_MS / 60_000} minutes); migrate it once the run has ended or been stopped`);
+      }
+      const version = store.db.pragma('user_version', { simple: true }) as number;
+      if (version >= SCHEMA_VERSION) return [];
+      const done = migrate(store.db, version);
+      store.db.exec('VACUUM');
+      store.seal();
+      return done;
+    } finally {
+      store.close();
+    }
   }
 }
 
@@ -324,10 +350,15 @@ export class RunStore {
  * (every `flushRows` rows, or on flush()), so training does not commit per step.
  * Flush before a checkpoint is written, so the store holds everything it covers.
  */
+/** Gets each batch once the store has committed it (e.g. TensorBoard events written live). */
+export interface MetricSink {
+  write(batch: MetricBatch): void;
+}
+
 export class MetricBuffer {
   private batch: Required<MetricBatch> = { scalars: [], layers: [], params: [] };
 
-  constructor(private readonly store: RunStore, readonly runId: string, private readonly flushRows = 1000) {}
+  constructor(private readonly store: RunStore, readonly runId: string, private readonly flushRows = 1000, private readonly sink?: MetricSink) {}
 
   get pending(): number {
     return this.batch.scalars.length + this.batch.layers.length + this.batch.params.length;
@@ -351,6 +382,7 @@ export class MetricBuffer {
   flush(): void {
     if (this.pending === 0) return;
     this.store.writeMetrics(this.batch);
+    this.sink?.write(this.batch);
     this.batch = { scalars: [], layers: [], params: [] };
   }
 

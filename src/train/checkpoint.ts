@@ -1,15 +1,21 @@
 // Checkpoints: weights as safetensors with a Hugging Face config.json beside
 // them, optimizer moments, and the training state (step, data position,
-// checksums). Written into a temporary folder that is renamed into place, so
-// a folder named step-N is always complete.
+// checksums of every file and of the state itself). Written into a temporary
+// folder that is renamed into place, so a folder named step-N is always
+// complete. Tensors stream to and from disk one at a time (model/safetensors.ts),
+// sharded like Hugging Face above train.checkpoint_shard_size.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statfsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import type { ModelConfig } from '../model/config.ts';
+import { canonicalJson } from '../config/hash.ts';
+import { type ModelConfig, usesEmbedNorm } from '../model/config.ts';
+import { type TokenizerInfo, tokenizerInfo } from '../data/tokenizers.ts';
 import type { Params } from '../model/norms.ts';
-import { faultPoint } from './faults.ts';
-import { decodeSafetensors, encodeSafetensors, type NamedArray, SafetensorsError, writeFileDurably } from '../model/safetensors.ts';
+import { faultPoint, freeSpaceFault } from './faults.ts';
+import {
+  fileSha256, type NamedArray, SafetensorsError, shardedSize, shardFiles, streamSafetensors, type TensorSource, writeFileDurably, writeSharded,
+} from '../model/safetensors.ts';
 
 export interface TrainingState {
   step: number;
@@ -18,34 +24,77 @@ export interface TrainingState {
   configHash: string;
 }
 
+/** A loaded checkpoint: tensors on the current backend, owned by the caller. */
 export interface Checkpoint {
   dir: string;
   state: TrainingState;
-  params: Map<string, NamedArray>;
-  moments: { m: Map<string, NamedArray>; v: Map<string, NamedArray> };
+  params: Params;
+  /** Absent when only the weights were asked for. */
+  moments?: { m: Params; v: Params };
 }
 
-export class CheckpointError extends Error {}
+/** A checkpoint that cannot be used (missing, corrupt); bad input to analyze and sample. */
+export class CheckpointError extends Error {
+  readonly exitCode = 2;
+}
 
 /** A checkpoint that could not be written (a full disk, say); the previous one is untouched. */
 export class CheckpointWriteError extends Error {
   readonly exitCode = 1;
 
   constructor(readonly dir: string, readonly previous: string | undefined, override readonly cause: Error) {
-    super(`could not write checkpoint ${dir}: ${cause.message}; ` +
+    const full = (cause as NodeJS.ErrnoException).code === 'ENOSPC';
+    super(`could not write checkpoint ${dir}: ${cause.message}${full ? ' (the disk is full)' : ''}; ` +
       (previous ? `the previous checkpoint ${previous} is intact` : 'no earlier checkpoint exists') +
-      '. Free space, then resume the run (normlab train --resume <run>).');
+      `. ${full || cause instanceof NoSpaceError ? 'Free space' : 'Fix that'}, then resume the run (normlab train --resume <run>).`);
   }
 }
 
-const STEP_DIR = /^step-(\d+)$/;
-const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
+/** The free-space check refused a checkpoint before anything was written. */
+class NoSpaceError extends Error {}
 
-/** Hugging Face's LlamaConfig fields, so a `pre` checkpoint loads as LlamaForCausalLM. */
-export function huggingFaceConfig(cfg: ModelConfig, maxPositions: number): Record<string, unknown> {
+/** What saveCheckpoint does when the disk cannot hold the checkpoint (train.on_checkpoint_no_space). */
+export type NoSpacePolicy = 'stop' | 'keep_training';
+
+export interface SaveOptions {
+  /** Checkpoints kept after this one is written. */
+  keep: number;
+  /** Tensor data per safetensors file above which the files are sharded. */
+  shardBytes: number;
+  onNoSpace: NoSpacePolicy;
+  /** The tokenizer the run trains with: its ids go into config.json and generation_config.json. */
+  tokenizer: string;
+  /** Extra small files saved beside the weights and checksummed (tokenizer files, say). */
+  files?: Record<string, Uint8Array | string>;
+  warn?: (message: string) => void;
+  /** Largest positional write or read; small only in tests. */
+  chunkBytes?: number;
+}
+
+const STEP_DIR = /^step-(\d+)$/;
+const STATE = 'state.json';
+const sha256 = (bytes: Uint8Array | string) => createHash('sha256').update(bytes).digest('hex');
+const GB = (bytes: number) => `${(bytes / 1e9).toFixed(2)} GB`;
+
+/**
+ * Whether the model computes exactly what Hugging Face's LlamaForCausalLM does:
+ * Pre-LN with RMSNorm and nothing that changes the forward pass (TVR and the
+ * init schemes only change the weights' values).
+ */
+export function isHuggingFaceLlama(cfg: ModelConfig): boolean {
+  return cfg.norm === 'pre' && cfg.norm_type === 'rmsnorm' && !cfg.qk_norm && !usesEmbedNorm(cfg) && !cfg.gpas && cfg.residual_scale === 'none';
+}
+
+/**
+ * config.json: Hugging Face's LlamaConfig fields, claiming LlamaForCausalLM only
+ * for an exact Llama; any other model is NormlabForCausalLM (model_type
+ * `normlab`, which no library maps to Llama), with the full normlab config.
+ */
+export function huggingFaceConfig(cfg: ModelConfig, maxPositions: number, tokenizer?: TokenizerInfo): Record<string, unknown> {
+  const llama = isHuggingFaceLlama(cfg);
   return {
-    architectures: ['LlamaForCausalLM'],
-    model_type: 'llama',
+    architectures: [llama ? 'LlamaForCausalLM' : 'NormlabForCausalLM'],
+    model_type: llama ? 'llama' : 'normlab',
     vocab_size: cfg.vocab_size,
     hidden_size: cfg.d_model,
     intermediate_size: cfg.ffn_dim,
@@ -60,14 +109,24 @@ export function huggingFaceConfig(cfg: ModelConfig, maxPositions: number): Recor
     attention_bias: false,
     mlp_bias: false,
     torch_dtype: 'float32',
+    ...(tokenizer && specialIds(tokenizer)),
     normlab: cfg,
   };
 }
 
-async function toArrays(tensors: Params, prefix = ''): Promise<Map<string, NamedArray>> {
-  const out = new Map<string, NamedArray>();
-  for (const [key, t] of Object.entries(tensors)) out.set(prefix + key, { shape: t.shape, data: (await t.data()) as Float32Array });
-  return out;
+/** Documents end (and padding is) the tokenizer's end id; training never sees a BOS, so a document starts after that id too. */
+function specialIds(tokenizer: TokenizerInfo) {
+  return { bos_token_id: tokenizer.eot, eos_token_id: tokenizer.eot, pad_token_id: tokenizer.eot };
+}
+
+/** generation_config.json: the special ids and which tokenizer the model was trained with. */
+export function generationConfig(tokenizer: TokenizerInfo & { name: string }): Record<string, unknown> {
+  return { ...specialIds(tokenizer), normlab_tokenizer: { name: tokenizer.name, vocab_size: tokenizer.vocabSize, add_bos_token: false } };
+}
+
+/** Tensors as the writer takes them: values fetched from the backend one tensor at a time. */
+function sources(tensors: Params, prefix = ''): [string, TensorSource][] {
+  return Object.entries(tensors).map(([key, t]) => [prefix + key, { shape: t.shape, values: async () => (await t.data()) as Float32Array }]);
 }
 
 /** Removes folders of checkpoint writes that a crash interrupted. */
@@ -87,18 +146,66 @@ export function stepDirs(checkpointsDir: string): { step: number; dir: string }[
     .sort((a, b) => b.step - a.step);
 }
 
+function folderBytes(dir: string): number {
+  return readdirSync(dir).reduce((sum, name) => sum + statSync(join(dir, name)).size, 0);
+}
+
+/**
+ * Refuses a checkpoint the disk cannot hold: at steady state the folder holds
+ * `keep` checkpoints plus the one being written, so that much must fit beside
+ * what the existing checkpoints already take.
+ */
+function checkFreeSpace(checkpointsDir: string, bytes: number, keep: number): void {
+  const existing = stepDirs(checkpointsDir).slice(0, keep).reduce((sum, c) => sum + folderBytes(c.dir), 0);
+  const needed = Math.max(bytes, bytes * (keep + 1) - existing);
+  const { bavail, bsize } = statfsSync(checkpointsDir);
+  const free = freeSpaceFault() ? 0 : bavail * bsize;
+  if (free < needed) {
+    throw new NoSpaceError(`not enough free space in ${checkpointsDir}: a checkpoint takes ${GB(bytes)}, and keeping ${keep} ` +
+      `(train.keep_checkpoints) plus the one being written needs ${GB(needed)} more, but ${GB(free)} is free`);
+  }
+}
+
+/**
+ * Writes checkpoint step-N. Returns its folder, or undefined when the disk
+ * cannot hold it and the policy is to keep training to the next chance.
+ */
 export async function saveCheckpoint(
   checkpointsDir: string, cfg: ModelConfig, maxPositions: number, params: Params,
-  moments: { m: Params; v: Params }, state: TrainingState, keep: number,
-): Promise<string> {
+  moments: { m: Params; v: Params }, state: TrainingState, opts: SaveOptions,
+): Promise<string | undefined> {
   mkdirSync(checkpointsDir, { recursive: true });
   const final = join(checkpointsDir, `step-${String(state.step).padStart(8, '0')}`);
   const tmp = `${final}.tmp-${process.pid}`;
   const previous = stepDirs(checkpointsDir)[0]?.dir;
+  const model = new Map(sources(params));
+  const optimizer = new Map([...sources(moments.m, 'exp_avg.'), ...sources(moments.v, 'exp_avg_sq.')]);
+  const shapes = (m: Map<string, TensorSource>) => new Map([...m].map(([k, t]) => [k, t.shape]));
+  const bytes = shardedSize(shapes(model), 'model', opts.shardBytes) + shardedSize(shapes(optimizer), 'optimizer', opts.shardBytes) + (1 << 20);
+  try {
+    checkFreeSpace(checkpointsDir, bytes, opts.keep);
+  } catch (e) {
+    if (!(e instanceof NoSpaceError) || opts.onNoSpace === 'stop') throw new CheckpointWriteError(final, previous, e as Error);
+    opts.warn?.(`skipped checkpoint ${final}: ${(e as Error).message}; training on (train.on_checkpoint_no_space: keep_training)`);
+    return undefined;
+  }
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp);
   try {
-    await writeCheckpointFiles(tmp, cfg, maxPositions, params, moments, state);
+    const tokenizer = tokenizerInfo(opts.tokenizer);
+    const files = {
+      'config.json': JSON.stringify(huggingFaceConfig(cfg, maxPositions, tokenizer), null, 2),
+      'generation_config.json': JSON.stringify(generationConfig(tokenizer), null, 2),
+      ...opts.files,
+    };
+    const write = { shardBytes: opts.shardBytes, chunkBytes: opts.chunkBytes };
+    const checksums = await writeSharded(tmp, 'model', model, { ...write, metadata: { format: 'pt' } });
+    faultPoint('checkpoint-write');
+    Object.assign(checksums, await writeSharded(tmp, 'optimizer', optimizer, write));
+    faultPoint('checkpoint-write');
+    Object.assign(checksums, writeSmallFiles(tmp, files));
+    faultPoint('checkpoint-write');
+    writeFileDurably(join(tmp, STATE), stateJson({ ...state, checksums }));
     faultPoint('checkpoint-rename');
     rmSync(final, { recursive: true, force: true });
     renameSync(tmp, final);
@@ -106,49 +213,104 @@ export async function saveCheckpoint(
     rmSync(tmp, { recursive: true, force: true });
     throw new CheckpointWriteError(final, previous, e as Error);
   }
-  for (const old of stepDirs(checkpointsDir).slice(keep)) rmSync(old.dir, { recursive: true, force: true });
+  for (const old of stepDirs(checkpointsDir).slice(opts.keep)) rmSync(old.dir, { recursive: true, force: true });
   return final;
 }
 
-async function writeCheckpointFiles(
-  tmp: string, cfg: ModelConfig, maxPositions: number, params: Params, moments: { m: Params; v: Params }, state: TrainingState,
-): Promise<void> {
-  const files: Record<string, Uint8Array> = {
-    'model.safetensors': encodeSafetensors(await toArrays(params), { format: 'pt' }),
-    'optimizer.safetensors': encodeSafetensors(new Map([...await toArrays(moments.m, 'exp_avg.'), ...await toArrays(moments.v, 'exp_avg_sq.')])),
-    'config.json': Buffer.from(JSON.stringify(huggingFaceConfig(cfg, maxPositions), null, 2)),
-  };
-  for (const [name, bytes] of Object.entries(files)) {
-    writeFileDurably(join(tmp, name), bytes);
-    faultPoint('checkpoint-write');
-  }
-  const checksums = Object.fromEntries(Object.entries(files).map(([name, bytes]) => [name, sha256(bytes)]));
-  writeFileDurably(join(tmp, 'state.json'), JSON.stringify({ ...state, checksums }, null, 2));
+function writeSmallFiles(dir: string, files: Record<string, Uint8Array | string>): Record<string, string> {
+  for (const [name, bytes] of Object.entries(files)) writeFileDurably(join(dir, name), bytes);
+  return Object.fromEntries(Object.entries(files).map(([name, bytes]) => [name, sha256(bytes)]));
 }
 
-/** Reads one checkpoint folder, verifying every file against the checksums in its state.json. */
-export function loadCheckpoint(dir: string): Checkpoint {
-  const read = (name: string) => {
-    const file = join(dir, name);
-    if (!existsSync(file)) throw new CheckpointError(`${file}: missing`);
-    return readFileSync(file);
-  };
-  let state: TrainingState & { checksums: Record<string, string> };
+/** state.json with `state_sha256`, the sha256 of the canonical JSON of everything else in it. */
+function stateJson(state: Record<string, unknown>): string {
+  return JSON.stringify({ ...state, state_sha256: sha256(canonicalJson(state)) }, null, 2);
+}
+
+type SavedState = TrainingState & { checksums: Record<string, string> };
+
+/** Reads state.json and checks its own checksum, so an edited step or checksum is a corrupt checkpoint. */
+function readState(dir: string): SavedState {
+  const file = join(dir, STATE);
+  if (!existsSync(file)) throw new CheckpointError(`${file}: missing`);
+  let parsed: SavedState & { state_sha256?: string };
   try {
-    state = JSON.parse(read('state.json').toString('utf8'));
+    parsed = JSON.parse(readFileSync(file, 'utf8'));
+  } catch {
+    throw new CheckpointError(`${file}: not valid JSON`);
+  }
+  const { state_sha256: expected, ...state } = parsed ?? {};
+  if (typeof expected !== 'string' || sha256(canonicalJson(state)) !== expected) {
+    throw new CheckpointError(`${file}: checksum mismatch (${expected === undefined ? 'no state_sha256' : 'the state was edited or corrupted'})`);
+  }
+  if (!state.checksums || typeof state.checksums !== 'object') throw new CheckpointError(`${file}: lists no checksums`);
+  return state;
+}
+
+/** The state's checksum of one file, which it must list. */
+function expectedSum(dir: string, state: SavedState, name: string): string {
+  const sum = state.checksums[name];
+  if (sum === undefined) throw new CheckpointError(`${join(dir, name)}: not covered by the checksums in ${STATE}`);
+  if (!existsSync(join(dir, name))) throw new CheckpointError(`${join(dir, name)}: missing`);
+  return sum;
+}
+
+function readSmallFile(dir: string, state: SavedState, name: string): Buffer {
+  const expected = expectedSum(dir, state, name);
+  const bytes = readFileSync(join(dir, name));
+  if (sha256(bytes) !== expected) throw new CheckpointError(`${join(dir, name)}: checksum mismatch (file truncated or corrupted)`);
+  return bytes;
+}
+
+/**
+ * Streams `base`'s tensors (one file, or the shards its index lists) into
+ * `visit`, verifying each file's checksum. A file that does not parse is
+ * reported as a checksum mismatch when its bytes disagree with state.json.
+ */
+function readTensorFiles(dir: string, state: SavedState, base: string, visit: (key: string, t: NamedArray) => void, chunkBytes?: number): void {
+  const indexName = `${base}.safetensors.index.json`;
+  const sharded = indexName in state.checksums;
+  const { files, index } = shardFiles(sharded ? indexName : undefined, base, (name) => readSmallFile(dir, state, name).toString('utf8'));
+  for (const name of files) {
+    const file = join(dir, name);
+    const expected = expectedSum(dir, state, name);
+    let read: { sha256: string; keys: string[] };
+    try {
+      read = streamSafetensors(file, visit, chunkBytes);
+    } catch (e) {
+      if (e instanceof SafetensorsError && fileSha256(file) !== expected) throw new CheckpointError(`${file}: checksum mismatch (file truncated or corrupted)`);
+      throw e;
+    }
+    if (read.sha256 !== expected) throw new CheckpointError(`${file}: checksum mismatch (file truncated or corrupted)`);
+    const listed = index && Object.entries(index.weight_map).filter(([, f]) => f === name).map(([k]) => k).sort();
+    if (listed && canonicalJson(listed) !== canonicalJson([...read.keys].sort())) throw new CheckpointError(`${file}: its tensors differ from ${indexName}'s weight_map`);
+  }
+}
+
+/**
+ * Reads one checkpoint folder straight into backend tensors, verifying every
+ * file it reads against state.json. `optimizer: false` (analyze, sample) reads
+ * and checks only the weights. On any failure the tensors loaded so far are disposed.
+ */
+export function loadCheckpoint(dir: string, opts: { optimizer?: boolean; chunkBytes?: number } = {}): Checkpoint {
+  const state = readState(dir);
+  const params: Params = {};
+  const m: Params = {};
+  const v: Params = {};
+  try {
+    readSmallFile(dir, state, 'config.json');
+    readTensorFiles(dir, state, 'model', (key, t) => { params[key] = tf.tensor(t.data, t.shape); }, opts.chunkBytes);
+    if (opts.optimizer === false) return { dir, state, params };
+    readTensorFiles(dir, state, 'optimizer', (key, t) => {
+      const [into, name] = key.startsWith('exp_avg_sq.') ? [v, key.slice(11)] : key.startsWith('exp_avg.') ? [m, key.slice(8)] : [];
+      if (!into) throw new CheckpointError(`${join(dir, 'optimizer')}*: unexpected tensor ${key}`);
+      into[name!] = tf.tensor(t.data, t.shape);
+    }, opts.chunkBytes);
+    return { dir, state, params, moments: { m, v } };
   } catch (e) {
-    throw new CheckpointError(e instanceof CheckpointError ? e.message : `${join(dir, 'state.json')}: not valid JSON`);
+    tf.dispose([...Object.values(params), ...Object.values(m), ...Object.values(v)]);
+    throw e;
   }
-  const bytes: Record<string, Buffer> = {};
-  for (const [name, expected] of Object.entries(state.checksums ?? {})) {
-    bytes[name] = read(name);
-    if (sha256(bytes[name]!) !== expected) throw new CheckpointError(`${join(dir, name)}: checksum mismatch (file truncated or corrupted)`);
-  }
-  if (!bytes['model.safetensors'] || !bytes['optimizer.safetensors']) throw new CheckpointError(`${join(dir, 'state.json')}: lists no checksums for the weight files`);
-  const params = decodeSafetensors(bytes['model.safetensors'], join(dir, 'model.safetensors')).tensors;
-  const moments = decodeSafetensors(bytes['optimizer.safetensors'], join(dir, 'optimizer.safetensors')).tensors;
-  const part = (prefix: string) => new Map([...moments].filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
-  return { dir, state, params, moments: { m: part('exp_avg.'), v: part('exp_avg_sq.') } };
 }
 
 /** The newest checkpoint that loads; corrupt ones are reported through `warn` and skipped. */
@@ -162,8 +324,4 @@ export function latestGoodCheckpoint(checkpointsDir: string, warn: (message: str
     }
   }
   return undefined;
-}
-
-export function toTensors(arrays: Map<string, NamedArray>): Params {
-  return Object.fromEntries([...arrays].map(([k, { shape, data }]) => [k, tf.tensor(data, shape)]));
 }

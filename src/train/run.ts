@@ -12,10 +12,14 @@ import { parameterCount } from '../model/model.ts';
 import { MetricBuffer, type RunStore } from '../store/store.ts';
 import { writeFileDurably } from '../model/safetensors.ts';
 import { cheapAnalysisRows } from '../analyze/analyses.ts';
+import type { ForwardAnalysis } from '../metrics/analysis.ts';
 import { AnalysisStore } from '../store/analyses.ts';
+import { LiveEvents } from '../tensorboard/runs.ts';
 import { stepDirs } from './checkpoint.ts';
 import { checkFitsBackend } from './memory.ts';
+import { applyPrecision } from './precision.ts';
 import { train, type TrainHooks, type TrainingData, type TrainOutcome } from './trainer.ts';
+import { onlyRankZero, rankRows, type Replica, silentLog } from '../distributed/replica.ts';
 
 export interface RunIdentity {
   id: string;
@@ -58,6 +62,8 @@ export interface RunOptions {
   sweep?: string;
   hooks?: TrainHooks;
   logLevel?: string;
+  /** Data parallel: this rank (src/distributed). Only rank 0 writes; the caller gives the other ranks a store that writes nothing. */
+  replica?: Replica;
 }
 
 export interface RunResult {
@@ -70,29 +76,50 @@ function openLog(dir: string, level: string): Logger {
   return pino({ level }, pino.destination({ dest: join(dir, 'train.log'), sync: true, append: true }));
 }
 
+/** Under data parallel, this rank's rows of each global batch; every rank keeps the same position. */
+function rankShare(data: RunData, config: RunConfig, replica: Replica | undefined): RunData {
+  if (!replica) return data;
+  const rows = config.train.batch_size;
+  return {
+    ...data,
+    position: () => data.position(),
+    seek: (p) => data.seek(p),
+    nextBatch: () => rankRows(data.nextBatch(), replica, rows),
+    ...(data.lastBatchWeights && { lastBatchWeights: () => rankRows(data.lastBatchWeights!(), replica, rows) }),
+  };
+}
+
 export async function executeRun(opts: RunOptions): Promise<RunResult> {
   const { config, store } = opts;
   checkFitsBackend(config, opts.backend);
-  const data = opts.data ?? await trainingData(config);
+  const precision = applyPrecision(config, opts.backend);
+  const versions = { ...opts.versions, precision };
+  const { replica } = opts;
+  // Rank 0 prepares the data (into a cache every rank shares) before the others read it.
+  const data = rankShare(opts.data ?? await (replica ? replica.firstOnRankZero(() => trainingData(config)) : trainingData(config)), config, replica);
   const identity = runIdentity(config);
-  if (opts.restart) rmSync(join(identity.dir, 'checkpoints'), { recursive: true, force: true });
-  if (!opts.restart) checkStoreCoversCheckpoints(config, store, identity);
-  mkdirSync(identity.dir, { recursive: true });
-  writeFileDurably(join(identity.dir, 'run.json'), JSON.stringify({ id: identity.id, hash: identity.hash, config }, null, 2));
-  const log = openLog(identity.dir, opts.logLevel ?? 'info');
+  if (!opts.restart) onlyRankZero(replica, () => checkStoreCoversCheckpoints(config, store, identity), () => undefined);
+  onlyRankZero(replica, () => {
+    if (opts.restart) rmSync(join(identity.dir, 'checkpoints'), { recursive: true, force: true });
+    mkdirSync(identity.dir, { recursive: true });
+    writeFileDurably(join(identity.dir, 'run.json'), JSON.stringify({ id: identity.id, hash: identity.hash, config }, null, 2));
+  }, () => undefined);
+  const log = onlyRankZero(replica, () => openLog(identity.dir, opts.logLevel ?? 'info'), silentLog);
   const existing = store.getRun(identity.id);
   if (!existing) {
     store.createRun({
       id: identity.id, name: config.name, sweep: opts.sweep ?? null, config, configHash: identity.hash,
       seed: config.train.seed, backend: opts.backend, totalSteps: config.train.steps,
-      versions: opts.versions, runDir: identity.dir,
+      versions, runDir: identity.dir,
     });
   } else if (existing.status !== 'running') {
     store.setStatus(identity.id, 'running');
   }
   const parameters = parameterCount(config.model);
-  log.info({ run: identity.id, backend: opts.backend, versions: opts.versions, parameters, trainTokens: data.tokens }, 'start');
-  const metrics = new MetricBuffer(store, identity.id);
+  log.info({ run: identity.id, backend: opts.backend, versions, parameters, trainTokens: data.tokens }, 'start');
+  // TensorBoard events follow the store: each committed metric batch is written to the run's folder too.
+  const events = config.output.tensorboard ? onlyRankZero(replica, () => LiveEvents.open(identity.dir, config), () => undefined) : undefined;
+  const metrics = new MetricBuffer(store, identity.id, undefined, events);
   let analyses: AnalysisStore | undefined;
   const analysisStore = () => (analyses ??= AnalysisStore.open(store.file));
   let outcome: TrainOutcome;
@@ -100,12 +127,18 @@ export async function executeRun(opts: RunOptions): Promise<RunResult> {
     outcome = await train({
       config, configHash: identity.hash, runDir: identity.dir, data, metrics, log,
       resume: !opts.restart,
-      deleteMetricsAfter: (step) => store.deleteMetricsAfter(identity.id, step),
-      recordAnalysis: (step, forward) => {
-        for (const [name, rows] of Object.entries(cheapAnalysisRows(forward))) analysisStore().write(identity.id, step, name, rows);
+      deleteMetricsAfter: (step) => {
+        store.deleteMetricsAfter(identity.id, step);
+        events?.resumeAfter(step);
       },
+      recordAnalysis: onlyRankZero(replica, () => (step: number, forward: ForwardAnalysis) => {
+        for (const [name, rows] of Object.entries(cheapAnalysisRows(forward))) analysisStore().write(identity.id, step, name, rows);
+      }, () => undefined),
+      replica,
       hooks: {
         ...opts.hooks,
+        // Every rank stops after the same step when any of them is asked to.
+        ...(replica && { stopRequested: () => replica.anyRank(opts.hooks?.stopRequested?.() ?? false) }),
         onStep: (report) => {
           if (report.step % 10 === 0) store.heartbeat(identity.id, report.step);
           opts.hooks?.onStep?.(report);
@@ -117,6 +150,7 @@ export async function executeRun(opts: RunOptions): Promise<RunResult> {
     try {
       metrics.flush();
       store.setStatus(identity.id, 'failed', { error: (e as Error).message });
+      events?.end('failed');
     } catch (recording) {
       // The store itself failed (a full disk, say): the run stays `running` there, and
       // reads as interrupted once this process is gone (sweep/state.ts isInterrupted).
@@ -129,6 +163,7 @@ export async function executeRun(opts: RunOptions): Promise<RunResult> {
   store.heartbeat(identity.id, outcome.step);
   if (outcome.status === 'diverged') store.setStatus(identity.id, 'diverged', { divergedStep: outcome.step, error: outcome.reason });
   else store.setStatus(identity.id, outcome.status);
+  events?.end(outcome.status);
   // Rows arrive step by step across series, leaving pages part-filled: repack once at the end.
   if (outcome.status !== 'killed') store.compact();
   log.info({ outcome, numTensors: tf.memory().numTensors }, 'end');
@@ -157,8 +192,9 @@ function checkStoreCoversCheckpoints(config: RunConfig, store: RunStore, identit
   if (!newest) return;
   const { log_every } = config.train;
   const expected = Math.floor(newest.step / log_every) + (newest.step === config.train.steps && newest.step % log_every !== 0 ? 1 : 0);
-  const recorded = store.getRun(identity.id) ? store.scalarSeries(identity.id, 'train/loss').filter((p) => p.step <= newest.step).length : 0;
+  const record = store.getRun(identity.id);
+  const recorded = record ? store.scalarSeries(identity.id, 'train/loss').filter((p) => p.step <= newest.step).length : 0;
   if (recorded >= expected) return;
-  const holds = store.getRun(identity.id) ? `train/loss for only ${recorded} of its ${expected} logged steps` : 'no record of it';
+  const holds = record ? `train/loss for only ${recorded} of its ${expected} logged steps` : 'no record of it';
   throw new IncompleteRunError(`run ${identity.id}: its checkpoints reach step ${newest.step} (${newest.dir}) but ${store.file} holds ${holds} (a deleted, replaced or repaired database?); resuming would record it as complete with metrics missing, so nothing was done. \`normlab train <config> --restart\` trains it again from step 0; or put the run's database back`);
 }

@@ -8,17 +8,18 @@ import { initParams } from '../model/init.ts';
 import { Model } from '../model/model.ts';
 import type { Params } from '../model/norms.ts';
 import { type Batch, batchOf, type ForwardAnalysis, forwardAnalysis } from '../metrics/analysis.ts';
-import { type GradNorms, gradNorms, gradSquareSums } from '../metrics/diagnostics.ts';
+import { type GradNorms, gradNorms, gradSquareSums, scaleNorms } from '../metrics/diagnostics.ts';
 import type { ModelConfig } from '../model/config.ts';
 import { renormalize } from '../model/ngpt.ts';
 import { faultPoint } from './faults.ts';
 import { applyTvr } from './tvr.ts';
 import type { MetricBuffer } from '../store/store.ts';
 import { AdamW, clipFactor } from './adamw.ts';
-import { latestGoodCheckpoint, removeUnfinishedCheckpoints, saveCheckpoint, toTensors } from './checkpoint.ts';
+import { latestGoodCheckpoint, removeUnfinishedCheckpoints, saveCheckpoint, type SaveOptions } from './checkpoint.ts';
 import { evaluate } from './evaluate.ts';
 import { learningRate } from './schedule.ts';
-import { lossAndGrads } from './step.ts';
+import { accumulateGradients, type HostBatch, singleProcess, splitBatch, sumOverRanks } from './accumulate.ts';
+import type { Replica } from '../distributed/replica.ts';
 
 /** Where training batches come from; the position is saved in checkpoints. */
 export interface TrainingData {
@@ -68,6 +69,8 @@ export interface TrainContext {
   deleteMetricsAfter(step: number): void;
   /** Receives the cheap layer analyses every `analyze_every` steps. */
   recordAnalysis?(step: number, analysis: ForwardAnalysis): void;
+  /** Data parallel (src/distributed): this rank's part; `data` then yields its rows of each global batch. Absent: one process. */
+  replica?: Replica;
 }
 
 const GPAS_GATE = '.gpas_block.gate';
@@ -106,21 +109,29 @@ function restoreOrInit(ctx: TrainContext): State {
     ctx.deleteMetricsAfter(0);
     return { model, params, optimizer: new AdamW(optimizerConfig(config), params), step: 0 };
   }
+  const { params, moments } = checkpoint;
   if (checkpoint.state.configHash !== ctx.configHash) {
+    tf.dispose([...Object.values(params), ...Object.values(moments!.m), ...Object.values(moments!.v)]);
     // Its checksums may agree (a copied or forged checkpoint): the config hash is what ties it to this run.
     throw Object.assign(new Error(`${checkpoint.dir}: checkpoint was written for config ${checkpoint.state.configHash}, not ${ctx.configHash}; resume with the run's own config, or move the checkpoint away`), { exitCode: 2 });
   }
-  const params = toTensors(checkpoint.params);
-  const optimizer = new AdamW(optimizerConfig(config), params, {
-    m: toTensors(checkpoint.moments.m), v: toTensors(checkpoint.moments.v), step: checkpoint.state.optimizerStep,
-  });
+  const optimizer = new AdamW(optimizerConfig(config), params, { ...moments!, step: checkpoint.state.optimizerStep });
   ctx.data.seek(checkpoint.state.dataPosition);
   ctx.deleteMetricsAfter(checkpoint.state.step);
   ctx.hooks?.onResume?.(checkpoint.state.step, checkpoint.dir);
   return { model, params, optimizer, step: checkpoint.state.step };
 }
 
+function checkpointOptions(ctx: TrainContext): SaveOptions {
+  const { train } = ctx.config;
+  return {
+    keep: train.keep_checkpoints, shardBytes: train.checkpoint_shard_size, onNoSpace: train.on_checkpoint_no_space,
+    tokenizer: ctx.config.data.tokenizer, warn: ctx.hooks?.warn,
+  };
+}
+
 async function checkpoint(ctx: TrainContext, s: State): Promise<void> {
+  if (ctx.replica && !ctx.replica.writes) return;
   // Rows up to this step reach the store before the checkpoint that covers them.
   faultPoint('metrics-flush');
   ctx.metrics.flush();
@@ -128,9 +139,9 @@ async function checkpoint(ctx: TrainContext, s: State): Promise<void> {
     join(ctx.runDir, 'checkpoints'), ctx.config.model, ctx.config.train.seq_len, s.params,
     { m: s.optimizer.m, v: s.optimizer.v },
     { step: s.step, optimizerStep: s.optimizer.step, dataPosition: ctx.data.position(), configHash: ctx.configHash },
-    ctx.config.train.keep_checkpoints,
+    checkpointOptions(ctx),
   );
-  ctx.log.info({ step: s.step, dir }, 'checkpoint');
+  if (dir) ctx.log.info({ step: s.step, dir }, 'checkpoint');
 }
 
 function isDue(step: number, every: number, last: number): boolean {
@@ -156,15 +167,34 @@ function afterOptimizerStep(cfg: ModelConfig, params: Params, step: number): voi
   applyTvr(cfg, params, step);
 }
 
+/** The batch of this step, split into micro-batches of train.micro_batch_size rows. */
+function microBatches(ctx: TrainContext): HostBatch[] {
+  const { train } = ctx.config;
+  // Rows: the batch size, or under data parallel this rank's share of it.
+  const tokens = ctx.data.nextBatch();
+  const rows = tokens.length / (train.seq_len + 1);
+  const micro = Math.min(train.micro_batch_size ?? rows, rows);
+  if (rows % micro !== 0) {
+    throw Object.assign(new Error(`train.micro_batch_size ${micro} does not divide this rank's ${rows} rows of each batch (batch_size / ranks)`), { exitCode: 2 });
+  }
+  return splitBatch({ tokens, weights: ctx.data.lastBatchWeights?.(), rows, seqLen: train.seq_len }, rows / micro);
+}
+
+/** Scales of the summed gradient G: 1/N (the mean over real tokens) times the clip's. */
+function timesScale(scales: number | ((key: string) => number), factor: number): number | ((key: string) => number) {
+  return typeof scales === 'number' ? scales * factor : (key) => scales(key) * factor;
+}
+
 /** One optimizer step, or why it could not be taken (a non-finite loss or gradient). */
 function trainStep(ctx: TrainContext, s: State, diagnostics: boolean): Omit<StepReport, 'tokensPerSecond'> | { diverged: string } {
   const { train } = ctx.config;
-  const tokens = tf.tensor2d(ctx.data.nextBatch(), [train.batch_size, train.seq_len + 1], 'int32');
-  const weights = ctx.data.lastBatchWeights && tf.tensor2d(ctx.data.lastBatchWeights(), [train.batch_size, train.seq_len]);
-  const { loss, grads, outputVariances } = lossAndGrads(s.model, s.params, tokens, { outputVariances: diagnostics, lossWeights: weights });
+  const local = accumulateGradients(s.model, s.params, microBatches(ctx), diagnostics);
+  const { grads, lossSum, tokens } = (ctx.replica ? sumOverRanks(ctx.replica) : singleProcess)(local);
   try {
-    const lossValue = loss.dataSync()[0]!;
-    const norms = gradNorms(gradSquareSums(grads), ctx.config.model.n_layers);
+    // The gradient is G / N: its norms are G's over N, and AdamW takes the 1/N with the clip factor.
+    const perToken = 1 / tokens;
+    const lossValue = lossSum.dataSync()[0]! * perToken;
+    const norms = scaleNorms(gradNorms(gradSquareSums(grads), ctx.config.model.n_layers), perToken);
     const step = s.step + 1;
     if (!Number.isFinite(lossValue)) return { diverged: `loss is ${lossValue} at step ${step}` };
     const limit = divergenceLoss(ctx.config);
@@ -172,7 +202,7 @@ function trainStep(ctx: TrainContext, s: State, diagnostics: boolean): Omit<Step
     if (!Number.isFinite(norms.total)) return { diverged: `gradient norm is ${norms.total} at step ${step}` };
     const lr = learningRate(step, train);
     faultPoint('optimizer-step');
-    s.optimizer.apply(s.params, grads, lr, gradScales(ctx.config.model, norms, train.grad_clip));
+    s.optimizer.apply(s.params, grads, lr, timesScale(gradScales(ctx.config.model, norms, train.grad_clip), perToken));
     afterOptimizerStep(ctx.config.model, s.params, step);
     s.step = step;
     if (step % train.log_every === 0 || step === train.steps) {
@@ -183,17 +213,18 @@ function trainStep(ctx: TrainContext, s: State, diagnostics: boolean): Omit<Step
     if (diagnostics) {
       norms.perLayer.forEach((v, i) => ctx.metrics.layer(step, 'grad_norm', i + 1, v));
       for (const [key, v] of norms.perParam) ctx.metrics.param(step, 'grad_norm', key, v);
-      Array.from(outputVariances!.dataSync()).forEach((v, i) => ctx.metrics.layer(step, 'output_var', i + 1, v));
+      local.outputVariances!.forEach((v, i) => ctx.metrics.layer(step, 'output_var', i + 1, v));
     }
     return { step, loss: lossValue, lr, gradNorm: norms.total };
   } finally {
-    tf.dispose([tokens, loss, ...Object.values(grads), ...(outputVariances ? [outputVariances] : []), ...(weights ? [weights] : [])]);
+    tf.dispose([lossSum, ...Object.values(grads)]);
   }
 }
 
 export async function train(ctx: TrainContext): Promise<TrainOutcome> {
   const { train } = ctx.config;
   const s = restoreOrInit(ctx);
+  ctx.replica?.checkSameStart(s.step, s.params);
   const validation = ctx.data.validation.map((b) => tf.tensor2d(b, [b.length / (train.seq_len + 1), train.seq_len + 1], 'int32'));
   const validationWeights = ctx.data.validationWeights?.map((w) => tf.tensor2d(w, [w.length / train.seq_len, train.seq_len]));
   const tokensPerStep = train.batch_size * train.seq_len;

@@ -23,7 +23,15 @@ export interface TorchAddon {
   memory(): NativeMemory;
   emptyCache(): void;
   setThreads(intraOp: number, blas: number): void;
-  setDevice(device: 'cpu' | 'cuda'): void;
+  setDevice(device: 'cpu' | 'cuda', index?: number): void;
+  /** The arithmetic of matrix products: fp32, tf32 (CUDA's TF32), bf16 (mixed precision, float32 outside the products). */
+  setPrecision(precision: 'fp32' | 'tf32' | 'bf16'): void;
+  /** c10d (native/src/distributed.cc): joins the process group; collectives are the NormlabAllReduceSum / NormlabBroadcast kernels. */
+  c10dInit(options: { backend: 'gloo' | 'nccl'; rank: number; worldSize: number; masterAddr: string; masterPort: number; timeoutMs: number }): void;
+  c10dBarrier(): void;
+  c10dDestroy(): void;
+  /** The process groups this build has: 'gloo', 'nccl'. */
+  c10dBackends(): string[];
   info(): { torch: string; threads: number; blas: string; cudaDevices: number; device: string };
 }
 

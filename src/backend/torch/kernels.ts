@@ -122,6 +122,12 @@ export const KERNELS: Record<string, KernelSpec> = {
   Range: { inputs: [], attrs: (a) => [a.start as number, a.stop as number, a.step as number, (a.dtype as string) ?? 'float32'] },
 };
 
+/** c10d collectives (native/src/distributed.cc), registered when the addon has them: an addon built before them still trains one process. */
+const COLLECTIVES: Record<string, KernelSpec> = {
+  NormlabAllReduceSum: { inputs: 'list', multiple: true },
+  NormlabBroadcast: { inputs: 'list', attrs: (a) => [a.root as number], multiple: true },
+};
+
 /** tfjs's Identity shares the input's data; no native call. */
 const identity: tf.KernelFunc = ({ inputs, backend }) => {
   const x = inputs.x!;
@@ -147,7 +153,8 @@ function nativeKernel(kernelName: string, spec: KernelSpec, id: number): tf.Kern
 export function registerTorchKernels(backendName: string, addon: TorchAddon): void {
   const missing = Object.keys(KERNELS).filter((name) => addon.kernelId(name) < 0);
   if (missing.length) throw new Error(`the torch addon lacks kernels ${missing.join(', ')}; rebuild it: npm run install`);
-  const native = Object.fromEntries(Object.entries(KERNELS).map(([name, spec]) => [name, nativeKernel(name, spec, addon.kernelId(name))]));
+  const collectives = Object.entries(COLLECTIVES).filter(([name]) => addon.kernelId(name) >= 0);
+  const native = Object.fromEntries([...Object.entries(KERNELS), ...collectives].map(([name, spec]) => [name, nativeKernel(name, spec, addon.kernelId(name))]));
   const kernels: Record<string, tf.KernelFunc> = {
     ...native,
     Identity: identity,
