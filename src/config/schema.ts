@@ -9,7 +9,7 @@ import { TOKENIZER_INFO, TOKENIZER_NAMES, type TokenizerName } from '../data/tok
 const num = () => z.number().finite();
 const positive = () => num().gt(0);
 /**
- * No integer of a config exceeds int32: anything larger (`steps: 1e300`) is a typo
+ * No count of a config exceeds int32 (byte sizes aside): anything larger (`steps: 1e300`) is a typo
  * that would hang or exhaust memory long before it could mean something.
  */
 export const MAX_CONFIG_INT = 2 ** 31 - 1;
@@ -94,7 +94,7 @@ const trainSchema = z
     checkpoint_every: count().default(100),
     keep_checkpoints: posInt().default(2),
     /** Tensor bytes per safetensors file above which checkpoints are sharded as Hugging Face does (5 GB, transformers' default). */
-    checkpoint_shard_size: posInt().default(5_000_000_000),
+    checkpoint_shard_size: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).default(5_000_000_000),
     /** When the disk cannot hold the next checkpoint: `stop` (the previous checkpoint intact) or `keep_training` to the next chance. */
     on_checkpoint_no_space: z.enum(['stop', 'keep_training']).default('stop'),
   })
