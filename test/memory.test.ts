@@ -40,10 +40,15 @@ test('every backend refuses a step that cannot fit its memory, naming train.micr
   // 130M at batch 4096 × 256: terabytes of activations, more than any machine's RAM.
   const huge = config('mixln-130m.yaml', ['train.batch_size=4096']);
   for (const backend of ['torch', 'cpu', 'tensorflow']) {
-    assert.throws(() => checkFitsBackend(huge, backend, 'cpu'), (e: unknown) =>
+    assert.throws(() => checkFitsBackend(huge, backend, { device: 'cpu' }), (e: unknown) =>
       e instanceof MemoryLimitError && /more than RAM allows/.test(e.message) && /train\.micro_batch_size: \d+/.test(e.message), backend);
   }
-  assert.doesNotThrow(() => checkFitsBackend(config('smoke.yaml'), 'torch', 'cpu'));
+  assert.doesNotThrow(() => checkFitsBackend(config('smoke.yaml'), 'torch', { device: 'cpu' }));
+  // Data parallel: each rank plans its share of the batch; ranks on one machine share its RAM.
+  const recipe = config('mixln-130m.yaml');
+  assert.equal(planMemory(recipe, 'torch', undefined, 4).microBatch, 128);
+  assert.throws(() => checkFitsBackend(recipe, 'torch', { device: 'cpu', ranks: 4, localRanks: 4 }), (e: unknown) =>
+    e instanceof MemoryLimitError && /micro-batch 128 × 256/.test(e.message) && /shared by 4 ranks/.test(e.message) && /on each rank/.test(e.message));
 });
 
 test('normlab train refuses the 130M recipe up front (exit 2, nothing written); plan and --dry-run show the estimate', () => {

@@ -39,7 +39,8 @@ function fakeRuns(runs: FakeRun[]): string {
   const dir = join(tempDir('normlab-report-'), 'runs');
   for (const r of runs) {
     const layers = r.layers ?? 2;
-    const config = resolveRunConfig({ name: r.id, model: { preset: 'nano', n_layers: layers, norm: r.norm }, train: { seed: r.seed, steps: 20 } }, 'test');
+    // mix_alpha 0.5 for every run: a 2-block Mix-LN needs it (one Post-LN block), and the same value everywhere splits no row.
+    const config = resolveRunConfig({ name: r.id, model: { preset: 'nano', n_layers: layers, norm: r.norm, mix_alpha: 0.5 }, train: { seed: r.seed, steps: 20 } }, 'test');
     const store = RunStore.open(r.db === 'default' ? join(dir, 'normlab.sqlite') : join(dir, r.id, 'run.sqlite'));
     store.createRun({
       id: r.id, name: r.id, sweep: r.sweep === undefined ? 's' : r.sweep, config, configHash: r.id, seed: r.seed,

@@ -86,7 +86,7 @@ export function registerTrain(program: Command, setExitCode: SetExitCode): void 
       const replica = launch && joinDataParallel(launch, config.train.batch_size);
       try {
         // Everything that can refuse the run does so before a file is written.
-        checkFitsBackend(config, backend.name);
+        checkFitsBackend(config, backend.name, { ranks: launch?.worldSize });
         const precision = resolvePrecision(config, backend.name);
         // Rank 0 prepares the data (into a cache all ranks share) before the others read it.
         const data = replica ? await replica.firstOnRankZero(() => trainingData(config)) : await trainingData(config);
@@ -131,7 +131,7 @@ async function launchRanks(config: RunConfig, flags: TrainFlags, ranks: number):
   if (config.train.batch_size % ranks !== 0) {
     throw new UsageError(`train.batch_size ${config.train.batch_size} does not divide among ${ranks} ranks: each rank takes an equal share of every batch; use a multiple of ${ranks}`);
   }
-  checkFitsBackend(config, backend.name);
+  checkFitsBackend(config, backend.name, { ranks, localRanks: ranks });
   await trainingData(config);
   const timeout = collectiveTimeoutSeconds();
   if (!flags.quiet) console.log(`data parallel: ${ranks} ranks on this machine over c10d ${processGroup} (collective timeout ${timeout} s)`);

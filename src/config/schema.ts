@@ -115,9 +115,16 @@ const dataSchema = z
     corpus: z.enum(CORPUS_NAMES as [string, ...string[]]).default('brown'),
     /** Instead of corpus: files, folders or globs (prepared on first use and cached), or one prepared dataset folder. */
     source: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
+    /** Validation files or globs (C4's c4-validation.*.json.gz); exact copies of training documents are dropped from them. Absent: a hash split of the sources by val_fraction. */
+    val_source: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
+    /** Validation tokens each evaluation scores: the split's first documents, the same for every run of a study (absent: train.eval_batches batches). */
+    eval_tokens: posInt().optional(),
     /** The JSON-lines field holding the text (absent: C4's `text`). */
     text_field: z.string().min(1).optional(),
-    tokenizer: z.enum(TOKENIZER_NAMES).default('byte'),
+    /** byte, gpt2, llama, t5 (from the local Hugging Face cache), or a tokenizer.json / a folder holding one (relative: to the config's folder). */
+    tokenizer: z.string().min(1).default('byte'),
+    /** The end-of-document token of a tokenizer.json whose files do not name one. */
+    eos_token: z.string().min(1).optional(),
     /** Fraction of the documents held out for validation. */
     val_fraction: num().gt(0).lt(1).default(0.05),
     /** Seed of the train/val split by document (absent: 0, so every run of a study scores on the same documents). */

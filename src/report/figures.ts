@@ -48,8 +48,8 @@ export function figures(facts: RunFacts[], title: string, smoothing = LOSS_SMOOT
       { name: `loss${suffix}`, title: `Loss curves${sizes.length > 1 ? `, ${size.label}` : ''}`, ...lossFigure(here, at, smoothing) },
       { name: `grad-norm-heatmap${suffix}`, title: 'Gradient norm by block and step', ...gradHeatmap(grads, at, 'mean') },
       ...(needsMaxPanel(here) ? [{ name: `grad-norm-max-heatmap${suffix}`, title: 'Largest gradient norm by block and step bucket', ...gradHeatmap(grads, at, 'max') }] : []),
-      { name: `grad-norm-depth${suffix}`, title: 'Gradient norm against depth', svg: gradDepth(here, at) },
-      { name: `output-variance-depth${suffix}`, title: 'Output variance against depth', svg: varianceDepth(here, at) },
+      { name: `grad-norm-depth${suffix}`, title: 'Gradient norm against depth', svg: gradDepth(here, at), caption: profileCaption(here, 'gradNorm') },
+      { name: `output-variance-depth${suffix}`, title: 'Output variance against depth', svg: varianceDepth(here, at), caption: profileCaption(here, 'outputVar') },
     ];
   });
   // One size: a size axis would stack every strategy on one vertical line; compare strategies instead.
@@ -141,6 +141,12 @@ function gradHeatmap(runs: { run: RunFacts; heat: HeatBins }[], title: string, p
     }),
     caption: `${pointsCaption(points)}${width > 1 ? `; each cell the ${what} of up to ${width} steps` : ''}.`,
   };
+}
+
+/** How much a depth profile stands for: blocks × runs at one step each, of how many recorded. */
+function profileCaption(facts: RunFacts[], metric: 'gradNorm' | 'outputVar'): string {
+  const steps = facts.reduce((n, f) => n + f[metric].steps, 0);
+  return `Per-block values of ${facts.length} run${facts.length === 1 ? '' : 's'} at single diagnostic steps, means over seeds; ${pointsCaption(steps * (facts[0]?.size.layers ?? 0))} recorded in all.`;
 }
 
 function depthSeries(facts: RunFacts[], metric: 'gradNorm' | 'outputVar', picks: ('first' | 'last')[]): Series[] {

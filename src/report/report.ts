@@ -164,15 +164,22 @@ export async function writeLongCsv(file: string, facts: RunFacts[]): Promise<Lon
       };
       for (const c of f.source.store.metricChunks(f.id)) {
         const head = `${prefix},${c.kind},${csvField(c.name)},`;
-        for (const [step, index, value] of c.rows) {
-          const layer = c.kind === 'layer' ? index : '';
-          const param = c.kind === 'param' ? csvField(index as string) : '';
-          // NaN is stored as NULL; write it as JS does.
-          chunk += `${head}${step},${layer},,${param},${value ?? NaN}\n`;
+        const cells = (index: number | string | null) => (c.kind === 'layer' ? `${index},,` : c.kind === 'param' ? `,,${csvField(index as string)}` : ',,');
+        // One series (compact layout): its layer or parameter cells once; else per row. NaN is stored as NULL.
+        if (c.index !== undefined) {
+          const mid = cells(c.index);
+          for (const [step, value] of c.rows) {
+            chunk += `${head}${step},${mid},${value ?? NaN}\n`;
+            // Short-lived strings: written every 64K characters, they die young.
+            if (chunk.length > 1 << 16) { await sink.write(chunk); chunk = ''; }
+          }
+        } else {
+          for (const [step, index, value] of c.rows) {
+            chunk += `${head}${step},${cells(index)},${value ?? NaN}\n`;
+            if (chunk.length > 1 << 16) { await sink.write(chunk); chunk = ''; }
+          }
         }
         rows += c.rows.length;
-        await sink.write(chunk);
-        chunk = '';
       }
       const file = f.source.store.file;
       const reader = readers.get(file) ?? readers.set(file, AnalysisReader.open(file)).get(file)!;

@@ -17,6 +17,7 @@ import type { MetricBuffer } from '../store/store.ts';
 import { AdamW, clipFactor } from './adamw.ts';
 import { latestGoodCheckpoint, removeUnfinishedCheckpoints, saveCheckpoint, type SaveOptions } from './checkpoint.ts';
 import { evaluate } from './evaluate.ts';
+import { PrefetchedData } from './prefetch.ts';
 import { learningRate } from './schedule.ts';
 import { accumulateGradients, type HostBatch, singleProcess, splitBatch, sumOverRanks } from './accumulate.ts';
 import type { Replica } from '../distributed/replica.ts';
@@ -28,6 +29,8 @@ export interface TrainingData {
   lastBatchWeights?(): Float32Array;
   position(): unknown;
   seek(position: unknown): void;
+  /** Reads the next batch ahead, while the device computes (prefetch.ts); position() stays the consumed batches'. */
+  prefetch?(): void;
   validation: Int32Array[];
   /** Loss weights of each validation batch, as lastBatchWeights. */
   validationWeights?: Float32Array[];
@@ -189,6 +192,8 @@ function timesScale(scales: number | ((key: string) => number), factor: number):
 function trainStep(ctx: TrainContext, s: State, diagnostics: boolean): Omit<StepReport, 'tokensPerSecond'> | { diverged: string } {
   const { train } = ctx.config;
   const local = accumulateGradients(s.model, s.params, microBatches(ctx), diagnostics);
+  // The kernels are queued; read the next batch before anything waits for them.
+  ctx.data.prefetch?.();
   const { grads, lossSum, tokens } = (ctx.replica ? sumOverRanks(ctx.replica) : singleProcess)(local);
   try {
     // The gradient is G / N: its norms are G's over N, and AdamW takes the 1/N with the clip factor.
@@ -221,7 +226,8 @@ function trainStep(ctx: TrainContext, s: State, diagnostics: boolean): Omit<Step
   }
 }
 
-export async function train(ctx: TrainContext): Promise<TrainOutcome> {
+export async function train(context: TrainContext): Promise<TrainOutcome> {
+  const ctx = { ...context, data: new PrefetchedData(context.data) };
   const { train } = ctx.config;
   const s = restoreOrInit(ctx);
   ctx.replica?.checkSameStart(s.step, s.params);
