@@ -252,7 +252,10 @@ test('a store in the text layout (today\'s files) keeps it when a run writes it 
   const before = rows(resumed);
   resumed.setStatus('r', 'finished');
   resumed.close();
-  assert.deepEqual(RunStore.migrateFile(file), ['version 1 → 2: text metric tables → names, series, points and views']);
+  assert.deepEqual(RunStore.migrateFile(file), [
+    'version 1 → 2: text metric tables → names, series, points and views',
+    'version 2 → 3: analyses keyed by sample set (earlier rows: sample set unknown)',
+  ]);
   const migrated = RunStore.open(file, { readonly: true });
   assert.equal(migrated.layout, 'compact');
   assert.deepEqual(rows(migrated), before);
