@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { torchDevice, torchMemory } from '../backend/torch/index.ts';
 import { loadRunConfig } from '../config/load.ts';
 import type { RunConfig } from '../config/schema.ts';
+import { inputsExist } from '../data/training.ts';
 import { RunStore } from '../store/store.ts';
 import { checkFitsBackend } from '../train/memory.ts';
 import { resolvePrecision } from '../train/precision.ts';
@@ -66,6 +67,7 @@ export function registerTrain(program: Command, setExitCode: SetExitCode): void 
         checkFitsBackend(config, backend.name);
         return;
       }
+      inputsExist(config.data); // missing data or tokenizer files first: on a fresh machine that is the news
       const identity = runIdentity(config);
       // Under torchrun or srun this process is one rank; --nproc-per-node then means nothing more.
       const launch = rankEnv();
