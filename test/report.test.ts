@@ -223,8 +223,8 @@ test('normlab report --out writes the document, SVG and PNG figures and a long C
   // Per run: 20 losses + 2 val/ppl + 1 val/loss, 4 steps × 2 metrics × blocks, 1 parameter row.
   const rowsPerRun = (layers: number) => 23 + 4 * 2 * layers + 1;
   assert.equal(csv.length - 1, 6 * rowsPerRun(2) + rowsPerRun(6));
-  assert.ok(csv.includes('pre-0,s,pre,0,layer,output_var,20,2,,,12'), 'a layer row: block 2 of Pre-LN at step 20, 4 × 3');
-  assert.ok(csv.includes('pre-0,s,pre,0,param,grad_norm,5,,,model.layers.0.mlp.up_proj.weight,0.5'));
+  assert.ok(csv.includes('pre-0,s,pre,0,layer,output_var,20,2,,,12,'), 'a layer row: block 2 of Pre-LN at step 20, 4 × 3');
+  assert.ok(csv.includes('pre-0,s,pre,0,param,grad_norm,5,,,model.layers.0.mlp.up_proj.weight,0.5,'));
 });
 
 test('normlab report prints every format to stdout, and says so when there is nothing to report', () => {
@@ -345,7 +345,7 @@ test('analysis tables hold the latest analysed step by default and the asked ste
     assert.deepEqual(angular.columns, ['block', 'Post-LN', 'Pre-LN'].filter((c) => step === undefined || c !== 'Post-LN'));
     const preCol = angular.columns.indexOf('Pre-LN');
     assert.ok(Math.abs((angular.rows[2]![preCol] as number) - (angularAt(pre0!, s, 2, 1) + angularAt(pre1!, s, 2, 1)) / 2) < 1e-12, `d(h_2, h_3) at step ${s}, mean over seeds`);
-    assert.match(angular.note!, new RegExp(`checkpoint step ${s}\\.`));
+    assert.match(angular.note!, new RegExp(`checkpoint step ${s}; sample set ${TEST_SET.key.replace(/[()]/g, '\\$&')}\\.`));
     const variance = tables.get('hidden-variance')!;
     assert.deepEqual(variance.rows.map((r) => r[0]), [0, 1, 2, 3], 'h_0 … h_3');
     assert.equal(variance.rows[3]![variance.columns.indexOf('Pre-LN')], hiddenVarAt(pre0!, s, 3));
@@ -379,9 +379,9 @@ test('normlab report --out shows the analyses: figures, md section, per-table CS
     ['angular-distance.svg', 'hidden-variance-depth.svg', 'layer-drop.svg', 'max-activation-depth.svg']);
   const csv = readFileSync(join(out, 'metrics.csv'), 'utf8').trim().split('\n');
   assert.equal(csv[0], 'run,sweep,strategy,seed,kind,name,step,layer,n,param,value,sample_set');
-  assert.ok(csv.includes(`pre-1,s,pre,1,analysis,angular,10,1,2,,${angularAt(ANALYSED[1]!, 10, 1, 2)}`), 'an angular row: h_1 to h_3 at step 10');
-  assert.ok(csv.includes(`pre-0,s,pre,0,analysis,layer_drop,20,3,,,${dropAt(ANALYSED[0]!, 20, 3)}`));
-  assert.ok(csv.includes('pre-0,s,pre,0,layer,output_var,20,2,,,12'), 'metric rows keep their place, with an empty n');
+  assert.ok(csv.includes(`pre-1,s,pre,1,analysis,angular,10,1,2,,${angularAt(ANALYSED[1]!, 10, 1, 2)},${TEST_SET.key}`), 'an angular row: h_1 to h_3 at step 10');
+  assert.ok(csv.includes(`pre-0,s,pre,0,analysis,layer_drop,20,3,,,${dropAt(ANALYSED[0]!, 20, 3)},${TEST_SET.key}`));
+  assert.ok(csv.includes('pre-0,s,pre,0,layer,output_var,20,2,,,12,'), 'metric rows keep their place, with an empty n');
   // Pre-LN: 2 steps × (6 angular + 4 variance + 3 × 3 max/cos/drop + 3 drop ppl + 3 grad + 1 loss); Post-LN seed 0: 6 + 4 + 3 + 3.
   assert.equal(csv.filter((l) => l.includes(',analysis,')).length, 2 * 2 * (6 + 4 + 3 * 5 + 1) + 16);
 
