@@ -90,7 +90,7 @@ function rankShare(data: RunData, config: RunConfig, replica: Replica | undefine
 
 export async function executeRun(opts: RunOptions): Promise<RunResult> {
   const { config, store } = opts;
-  checkFitsBackend(config, opts.backend);
+  checkFitsBackend(config, opts.backend, { ranks: opts.replica?.worldSize });
   const precision = applyPrecision(config, opts.backend);
   const versions = { ...opts.versions, precision };
   const { replica } = opts;

@@ -1,5 +1,5 @@
 // A small fake sweep in a runs folder, with known metrics: three strategies ×
-// two seeds on a 3-block model, one run diverged (its last losses NaN), layer
+// two seeds on a 4-block model, one run diverged (its last losses NaN), layer
 // analyses on two runs. Its values are functions of (run, step, block), so a
 // test can compare what an export or a page holds with what was stored.
 import { join } from 'node:path';
@@ -24,7 +24,7 @@ export const STUDY_RUNS: StudyRun[] = [
   { id: 's-mix-0', norm: 'mix', seed: 0, analysed: true },
   { id: 's-mix-1', norm: 'mix', seed: 1 },
 ];
-export const STUDY_LAYERS = 3;
+export const STUDY_LAYERS = 4;
 export const STUDY_STEPS = 40;
 export const DIAG_STEPS = [10, 20, 30, 40];
 export const VAL_STEPS = [20, 40];
