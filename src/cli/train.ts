@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { torchDevice, torchMemory } from '../backend/torch/index.ts';
 import { loadRunConfig } from '../config/load.ts';
 import type { RunConfig } from '../config/schema.ts';
+import { inputsExist } from '../data/training.ts';
 import { checkOutputs } from '../store/health.ts';
 import { RunStore } from '../store/store.ts';
 import { currentOwner, DEFAULT_STALE_AFTER_MS, readClaim, releaseClaim, touchClaim, tryClaim, type Claim } from '../sweep/claims.ts';
@@ -69,6 +70,7 @@ export function registerTrain(program: Command, setExitCode: SetExitCode): void 
         checkFitsBackend(config, backend.name);
         return;
       }
+      inputsExist(config.data); // missing data or tokenizer files first: on a fresh machine that is the news
       checkOutputs(config.output);
       const identity = runIdentity(config);
       // Under torchrun or srun this process is one rank; --nproc-per-node then means nothing more.

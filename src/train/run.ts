@@ -13,6 +13,7 @@ import { MetricBuffer, type RunStore } from '../store/store.ts';
 import { writeFileDurably } from '../model/safetensors.ts';
 import { cheapAnalysisRows } from '../analyze/analyses.ts';
 import type { ForwardAnalysis } from '../metrics/analysis.ts';
+import { type SampleSet, sampleSetKey } from '../analyze/sample-set.ts';
 import { AnalysisStore } from '../store/analyses.ts';
 import { LiveEvents } from '../tensorboard/runs.ts';
 import { stepDirs } from './checkpoint.ts';
@@ -48,7 +49,7 @@ export function trainingData(config: RunConfig): Promise<RunData> {
   }, resolve(config.output.runs_dir, '.cache', 'data'));
 }
 
-export type RunData = TrainingData & { tokens: number };
+export type RunData = TrainingData & { tokens: number; dataset: string };
 
 export interface RunOptions {
   config: RunConfig;
@@ -87,6 +88,14 @@ function rankShare(data: RunData, config: RunConfig, replica: Replica | undefine
     nextBatch: () => rankRows(data.nextBatch(), replica, rows),
     ...(data.lastBatchWeights && { lastBatchWeights: () => rankRows(data.lastBatchWeights!(), replica, rows) }),
   };
+}
+
+/** Training's analyses take the first validation batch: the first batch_size validation windows. */
+function trainingSampleSet(config: RunConfig, data: RunData, backend: string, precision: string): SampleSet {
+  const { seq_len } = config.train;
+  const samples = data.validation[0]!.length / (seq_len + 1);
+  const key = sampleSetKey({ dataset: data.dataset, batching: config.data.batching, samples, seqLen: seq_len });
+  return { key, backend, precision };
 }
 
 export async function executeRun(opts: RunOptions): Promise<RunResult> {
@@ -132,7 +141,8 @@ export async function executeRun(opts: RunOptions): Promise<RunResult> {
         events?.resumeAfter(step);
       },
       recordAnalysis: onlyRankZero(replica, () => (step: number, forward: ForwardAnalysis) => {
-        for (const [name, rows] of Object.entries(cheapAnalysisRows(forward))) analysisStore().write(identity.id, step, name, rows);
+        const set = trainingSampleSet(config, data, opts.backend, precision);
+        for (const [name, rows] of Object.entries(cheapAnalysisRows(forward))) analysisStore().write(identity.id, step, name, set, rows);
       }, () => undefined),
       replica,
       hooks: {
