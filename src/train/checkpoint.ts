@@ -288,6 +288,20 @@ function readTensorFiles(dir: string, state: SavedState, base: string, visit: (k
 }
 
 /**
+ * A backend tensor of a just-read array, on the backend's own memory now:
+ * backends that defer copying JS values (torch) would otherwise keep every
+ * array alive until first use, holding a second copy of the checkpoint.
+ */
+function toBackend(t: NamedArray): tf.Tensor {
+  const lazy = tf.tensor(t.data, t.shape);
+  try {
+    return tf.tidy(() => tf.mul(lazy, 1));
+  } finally {
+    lazy.dispose();
+  }
+}
+
+/**
  * Reads one checkpoint folder straight into backend tensors, verifying every
  * file it reads against state.json. `optimizer: false` (analyze, sample) reads
  * and checks only the weights. On any failure the tensors loaded so far are disposed.
@@ -299,12 +313,12 @@ export function loadCheckpoint(dir: string, opts: { optimizer?: boolean; chunkBy
   const v: Params = {};
   try {
     readSmallFile(dir, state, 'config.json');
-    readTensorFiles(dir, state, 'model', (key, t) => { params[key] = tf.tensor(t.data, t.shape); }, opts.chunkBytes);
+    readTensorFiles(dir, state, 'model', (key, t) => { params[key] = toBackend(t); }, opts.chunkBytes);
     if (opts.optimizer === false) return { dir, state, params };
     readTensorFiles(dir, state, 'optimizer', (key, t) => {
       const [into, name] = key.startsWith('exp_avg_sq.') ? [v, key.slice(11)] : key.startsWith('exp_avg.') ? [m, key.slice(8)] : [];
       if (!into) throw new CheckpointError(`${join(dir, 'optimizer')}*: unexpected tensor ${key}`);
-      into[name!] = tf.tensor(t.data, t.shape);
+      into[name!] = toBackend(t);
     }, opts.chunkBytes);
     return { dir, state, params, moments: { m, v } };
   } catch (e) {
