@@ -1,5 +1,5 @@
 // Data benchmark: node --import tsx scripts/bench-data.ts [--sample-mib 16] [--big-gib 1]
-//   [--big-tokenizer byte] [--workers N] [--dir D] [--keep] [--json out.json]
+//   [--big-tokenizer byte] [--tokenizer-file tokenizer.json] [--workers N] [--dir D] [--keep] [--json out.json]
 // Generates synthetic C4 in a temp folder (removed afterwards unless --keep).
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -7,13 +7,14 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { availableParallelism } from 'node:os';
 import { benchData } from '../src/data/bench.ts';
-import { tokenizerInfo } from '../src/data/tokenizers.ts';
 
 const { values } = parseArgs({
   options: {
     'sample-mib': { type: 'string', default: '16' },
     'big-gib': { type: 'string', default: '1' },
     'big-tokenizer': { type: 'string', default: 'byte' },
+    /** Also measure this Hugging Face tokenizer.json (or t5). */
+    'tokenizer-file': { type: 'string', multiple: true, default: [] },
     workers: { type: 'string', default: String(availableParallelism()) }, // every tokenizer alike, for comparable rates
     'batch-size': { type: 'string', default: '64' },
     'seq-len': { type: 'string', default: '256' },
@@ -29,7 +30,8 @@ try {
     dir,
     sampleMiB: Number(values['sample-mib']),
     bigGiB: Number(values['big-gib']),
-    bigTokenizer: tokenizerInfo(values['big-tokenizer']!).name,
+    bigTokenizer: values['big-tokenizer']!,
+    fileTokenizers: values['tokenizer-file']!,
     workers: Number(values.workers),
     batchSize: Number(values['batch-size']),
     seqLen: Number(values['seq-len']),

@@ -11,6 +11,8 @@ import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { gatherRuns } from '../src/report/gather.ts';
+import { listing } from '../src/report/listing.ts';
 import type { Layout } from '../src/store/store.ts';
 import { writeSyntheticSweep } from './synthetic-sweep.ts';
 
@@ -38,7 +40,16 @@ function sizeOf(dir: string, keep: (f: string) => boolean): number[] {
 
 interface Row {
   layout: Layout; runs: number; steps: number;
-  storeMiB: number; report: Timed; runsList: Timed; maxSvgKiB: number; longCsvMiB: number;
+  storeMiB: number; largestStoreMiB: number; report: Timed; runsList: Timed; listingMs: number; maxSvgKiB: number; longCsvMiB: number;
+}
+
+/** The listing's own work (open every store, read what it shows), in this process: `runs` minus Node and module loading. */
+function listingMs(runsDir: string): number {
+  const started = performance.now();
+  const gathered = gatherRuns(runsDir);
+  listing(gathered.runs);
+  gathered.close();
+  return performance.now() - started;
 }
 
 function bench(dir: string, layout: Layout, runs: number, steps: number, longCsv: string): Row {
@@ -53,11 +64,12 @@ function bench(dir: string, layout: Layout, runs: number, steps: number, longCsv
   rmSync(out, { recursive: true, force: true });
   const report = normlab(['report', '--runs-dir', runsDir, '--format', 'md', '--out', out, '--figures', 'svg,png', '--long-csv', longCsv]);
   const runsList = normlab(['runs', '--runs-dir', runsDir]);
+  const stores = sizeOf(runsDir, (f) => f.endsWith('.sqlite'));
   const svgs = sizeOf(join(out, 'figures'), (f) => f.endsWith('.svg'));
   const csv = sizeOf(out, (f) => f.startsWith('metrics.csv'));
   const row: Row = {
-    layout, runs, steps, storeMiB: mib(sizeOf(runsDir, (f) => f.endsWith('.sqlite')).reduce((a, b) => a + b, 0)),
-    report, runsList, maxSvgKiB: svgs.reduce((a, b) => Math.max(a, b), 0) / 1024, longCsvMiB: mib(csv.reduce((a, b) => a + b, 0)),
+    layout, runs, steps, storeMiB: mib(stores.reduce((a, b) => a + b, 0)), largestStoreMiB: mib(stores.reduce((a, b) => Math.max(a, b), 0)),
+    report, runsList, listingMs: listingMs(runsDir), maxSvgKiB: svgs.reduce((a, b) => Math.max(a, b), 0) / 1024, longCsvMiB: mib(csv.reduce((a, b) => a + b, 0)),
   };
   rmSync(out, { recursive: true, force: true }); // the long CSV of a full sweep is gigabytes
   return row;
@@ -89,10 +101,10 @@ for (const layout of values.layouts.split(',') as Layout[]) {
     console.error(`${layout} ${row.runs} × ${row.steps}: report ${row.report.seconds.toFixed(1)} s, ${row.report.peakMiB.toFixed(0)} MiB; runs ${row.runsList.seconds.toFixed(2)} s`);
   }
 }
-console.log('| layout | runs × steps | store | report | report peak RSS | largest SVG | long CSV | runs | runs peak RSS |');
-console.log('|---|---|---|---|---|---|---|---|---|');
+console.log('| layout | runs × steps | stores (largest run) | report | report peak RSS | largest SVG | long CSV | runs | runs peak RSS | listing itself |');
+console.log('|---|---|---|---|---|---|---|---|---|---|');
 for (const r of rows) {
-  console.log(`| ${r.layout} | ${r.runs} × ${r.steps.toLocaleString('en-US')} | ${r.storeMiB.toFixed(0)} MiB | ${r.report.seconds.toFixed(1)} s | ${r.report.peakMiB.toFixed(0)} MiB | ${r.maxSvgKiB.toFixed(0)} KiB | ${r.longCsvMiB.toFixed(0)} MiB | ${r.runsList.seconds.toFixed(2)} s | ${r.runsList.peakMiB.toFixed(0)} MiB |`);
+  console.log(`| ${r.layout} | ${r.runs} × ${r.steps.toLocaleString('en-US')} | ${r.storeMiB.toFixed(0)} MiB (${r.largestStoreMiB.toFixed(1)} MiB) | ${r.report.seconds.toFixed(1)} s | ${r.report.peakMiB.toFixed(0)} MiB | ${r.maxSvgKiB.toFixed(0)} KiB | ${r.longCsvMiB.toFixed(0)} MiB | ${r.runsList.seconds.toFixed(2)} s | ${r.runsList.peakMiB.toFixed(0)} MiB | ${r.listingMs.toFixed(0)} ms |`);
 }
 for (const layout of new Set(rows.map((r) => r.layout))) {
   const here = rows.filter((r) => r.layout === layout);

@@ -198,3 +198,12 @@ test('a warm-up longer than the run is accepted (a few steps of a paper recipe)'
   assert.equal(cfg.train.steps, 2);
   assert.equal(cfg.train.warmup_steps, 2000);
 });
+
+test('mix with no Post-LN block is refused naming the smallest α and depth, unless mix_alpha: 0 is written', () => {
+  const mix = (model: object) => resolveRunConfig({ model: { preset: 'nano', norm: 'mix', ...model } }, 'mix.yaml');
+  assert.throws(() => mix({ n_layers: 2 }), (e: Error) => e instanceof ConfigError &&
+    /model\.mix_alpha: norm: mix with mix_alpha 0\.25 and n_layers 2 makes ⌊0\.25·2⌋ = 0 blocks Post-LN.*mix_alpha ≥ 0\.5.*n_layers ≥ 4.*mix_alpha: 0 explicitly/.test(e.message));
+  assert.throws(() => mix({ n_layers: 12, mix_alpha: 0.05 }), /mix_alpha ≥ 0\.0834.*n_layers ≥ 20/);
+  assert.equal(mix({ n_layers: 4 }).model.mix_alpha, 0.25, 'one Post-LN block');
+  assert.equal(mix({ n_layers: 2, mix_alpha: 0 }).model.mix_alpha, 0, 'explicit α = 0: the papers\' sweep end point');
+});

@@ -60,7 +60,7 @@ test('a C4-layout .json.gz prepares into shards that decode back to its document
   const file = writeGz(dir, 'c4-train.00000-of-01024.json.gz', docs);
   for (const tokenizer of ['byte', 'gpt2', 'llama']) {
     const { meta, dir: out } = await prepare({ sources: [file], out: join(dir, tokenizer), tokenizer, splitSeed: 3 });
-    assert.equal(meta.dtype, 'uint16');
+    assert.equal(meta.dtype, tokenizer === 'byte' ? 'uint8' : 'uint16', 'byte tokens take a byte each');
     assert.deepEqual(meta.sources, [{ source: file, bytes: statSync(file).size, mtimeMs: statSync(file).mtimeMs, sha256: meta.sources[0].sha256 }]);
     assert.match(meta.sources[0].sha256, /^[0-9a-f]{64}$/);
     const isVal = (i: number) => hash32(3, i) / 2 ** 32 < 0.25;
@@ -123,7 +123,7 @@ test('shards end at document boundaries and a window reads across them', async (
   const whole = new Int32Array(train.length);
   train.read(0, train.length, whole, 0);
   const joined = Buffer.concat(meta.train.shards.map((s) => readFileSync(join(out, s.file))));
-  assert.deepEqual(whole, Int32Array.from(new Uint16Array(joined.buffer, joined.byteOffset, joined.length / 2)));
+  assert.deepEqual(whole, Int32Array.from(joined), 'uint8 on disk');
   const across = new Int32Array(100);
   train.read(meta.train.shards[0].tokens - 50, 100, across, 0);
   assert.deepEqual(across, whole.subarray(meta.train.shards[0].tokens - 50, meta.train.shards[0].tokens + 50));
@@ -179,7 +179,7 @@ test('each bad input is an error naming the file (and line), and nothing is writ
   await refused(prepare({ sources: [write('latin1.txt', Buffer.from('caf\xe9', 'latin1'))], out }), /latin1\.txt: not UTF-8 text/);
   await refused(prepare({ sources: [write('two.jsonl', jsonLines(c4Documents(2)))], out, valFraction: 0.01 }),
     /left the validation set empty \(2 documents at val_fraction 0\.01\); raise --val-fraction/);
-  await refused(prepare({ sources: ['brown'], out, tokenizer: 'sentencepiece' }), /'sentencepiece' is not a known tokenizer/);
+  await refused(prepare({ sources: ['brown'], out, tokenizer: 'sentencepiece' }), /tokenizer 'sentencepiece': no such file or folder; expected byte, gpt2, llama, t5, or a Hugging Face tokenizer\.json/);
   await refused(prepare({ sources: ['brown'], out, valFraction: 1 }), /validation fraction must be in \(0, 1\)/);
   const taken = join(dir, 'taken');
   mkdirSync(taken);
@@ -238,8 +238,8 @@ test('token ids must fit the model: tokenizer, vocab and split mismatches are er
   const batch = { batchSize: 2, seqLen: 8, seed: 0, evalBatches: 1, vocabSize: 50304 };
   const cache = join(dir, 'cache');
   await trainingBatches(data, batch, cache);
-  await refused(trainingBatches({ ...data, tokenizer: 'byte' }, batch, cache), /prepared with tokenizer gpt2, but the config's data\.tokenizer is byte; set data\.tokenizer: gpt2/);
-  await refused(trainingBatches(data, { ...batch, vocabSize: 32000 }, cache), /tokenizer gpt2 has 50257 tokens but model\.vocab_size is 32000/);
+  await refused(trainingBatches({ ...data, tokenizer: 'byte' }, batch, cache), /prepared with tokenizer gpt2, but the config's data\.tokenizer is byte: their ids differ/);
+  await refused(trainingBatches(data, { ...batch, vocabSize: 32000 }, cache), /holds id 50256, not below model\.vocab_size 32000; set model\.vocab_size to at least 50257/);
   await refused(trainingBatches({ ...data, val_fraction: 0.1 }, batch, cache), /data\.val_fraction is 0\.1; set data\.val_fraction: 0\.05/);
 });
 
@@ -249,7 +249,7 @@ test('the CLI prepares a C4 file and trains on it with truncate batching; a bad 
   const out = join(dir, 'c4-gpt2');
   const prepared = runCli(['data', 'prepare', file, '--tokenizer', 'gpt2', '--out', out, '--workers', '0']);
   assert.equal(prepared.code, 0, prepared.stderr);
-  assert.match(prepared.stdout, /c4-gpt2: gpt2 tokens \(vocab 50257, end id 50256, uint16\)/);
+  assert.match(prepared.stdout, /c4-gpt2: gpt2 tokens \(vocab 50257, end id 50256, pad id 50256, largest id \d+, uint16\)/);
   assert.match(prepared.stdout, /tokens\/s; peak RSS \d+ MiB/);
   assert.match(runCli(['data', 'prepare', file, '--tokenizer', 'gpt2', '--out', out]).stdout, /is up to date/);
 
@@ -290,4 +290,21 @@ test('train prepares a source named in the config on first use and reuses it aft
   const again = runCli(['train', config, '--quiet', '--restart']);
   assert.equal(again.code, 0, again.stderr);
   assert.equal(statSync(join(cache, key, 'meta.json')).mtimeMs, metaTime, 'reused, not rebuilt');
+});
+
+test('validation sources: exact copies of training documents are dropped, counted in meta.json and printed', () => {
+  const dir = tempDir();
+  const train = c4Documents(30, 'train');
+  const val = [...c4Documents(8, 'val'), train[3], train[17], { ...train[5], url: 'https://elsewhere.example/' }];
+  const trainFile = writeGz(dir, 'c4-train.00000-of-01024.json.gz', train);
+  const valFile = writeGz(dir, 'c4-validation.00000-of-00008.json.gz', val);
+  const r = runCli(['data', 'prepare', trainFile, '--val-source', join(dir, 'c4-validation.*.json.gz'), '--tokenizer', 'gpt2', '--out', join(dir, 'ds')]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /val {3}8 documents, [\d,]+ tokens from 1 validation source; 3 exact copies of training documents dropped/);
+  const meta = readMeta(join(dir, 'ds'));
+  assert.deepEqual([meta.train.documents, meta.val.documents, meta.split.duplicatesDropped, meta.split.valSources], [30, 8, 3, [valFile]]);
+  const both = runCli(['data', 'prepare', trainFile, '--val-source', trainFile, '--tokenizer', 'gpt2', '--out', join(dir, 'both')]);
+  assert.equal(both.code, 2);
+  assert.match(both.stderr, /named as both a training source \(data\.source\) and a validation source/);
+  assert.equal(existsSync(join(dir, 'both')), false);
 });

@@ -42,7 +42,7 @@ test('brown has 500 documents and no POS-tag artefacts', () => {
 test('unknown corpus and tokenizer names list the known ones', async () => {
   assert.throws(() => textSource('c4'), (e: Error) => e instanceof DataError && /'c4'.*known: brown/.test(e.message));
   assert.throws(() => textSource('constructor'), DataError);
-  assert.throws(() => tokenizerInfo('t5'), (e: Error) => e instanceof DataError && /'t5'.*known: byte, gpt2, llama/.test(e.message));
+  assert.throws(() => tokenizerInfo('t6'), (e: Error) => e instanceof DataError && /'t6': no such file or folder; expected byte, gpt2, llama, t5/.test(e.message));
   await assert.rejects(loadTokenizer('constructor'), DataError);
 });
 
@@ -90,7 +90,7 @@ test('a Permutation is a bijection, fixed by its key and different for another',
 
 test('packed rows are T+1 consecutive tokens starting at a multiple of T, with no weights', () => {
   const T = 8;
-  const batches = Batches.of('packed', memoryStore(ramp(1001)), 4, T, 1, 0);
+  const batches = Batches.of('packed', memoryStore(ramp(1001)), 4, T, 1, { pad: 0 });
   const batch = batches.next();
   assert.equal(batch.length, 4 * (T + 1));
   assert.equal(batches.lastWeights(), undefined);
@@ -104,8 +104,8 @@ test('packed rows are T+1 consecutive tokens starting at a multiple of T, with n
 test('the order is deterministic per seed and each epoch covers every window once', () => {
   const store = memoryStore(ramp(1001));
   const T = 10;
-  const a = Batches.of('packed', store, 1, T, 5, 0);
-  const b = Batches.of('packed', store, 1, T, 5, 0);
+  const a = Batches.of('packed', store, 1, T, 5, { pad: 0 });
+  const b = Batches.of('packed', store, 1, T, 5, { pad: 0 });
   assert.equal(a.rowsPerEpoch, 100);
   const epochs: number[][] = [[], []];
   for (let i = 0; i < 200; i++) {
@@ -115,7 +115,7 @@ test('the order is deterministic per seed and each epoch covers every window onc
   }
   for (const starts of epochs) assert.deepEqual([...starts].sort((p, q) => p - q), Array.from({ length: 100 }, (_, i) => i));
   assert.notDeepEqual(epochs[0], epochs[1], 'each epoch its own order');
-  const other = Batches.of('packed', store, 1, T, 6, 0);
+  const other = Batches.of('packed', store, 1, T, 6, { pad: 0 });
   assert.notDeepEqual(Array.from({ length: 10 }, () => other.next()[0]), epochs[0].slice(0, 10).map((w) => w * T));
   assert.deepEqual(a.position(), { epoch: 2, index: 0 });
 });
@@ -136,7 +136,7 @@ function documents() {
 test('truncate rows are one document each: its first T+1 tokens, padded, padding weighted 0', () => {
   const { tokens, starts, store } = documents();
   const T = 16;
-  const batches = Batches.of('truncate', store, 6, T, 3, 0);
+  const batches = Batches.of('truncate', store, 6, T, 3, { pad: 0 });
   assert.equal(batches.rowsPerEpoch, 60);
   const seen = new Set<number>();
   for (let i = 0; i < 10; i++) {
@@ -159,12 +159,12 @@ test('truncate rows are one document each: its first T+1 tokens, padded, padding
 test('a run resumed from position() sees exactly the batches of an uninterrupted one, in both modes', () => {
   for (const mode of ['packed', 'truncate'] as const) {
     const store = mode === 'packed' ? memoryStore(ramp(5000)) : documents().store;
-    const uninterrupted = Batches.of(mode, store, 7, 16, 11, 0);
-    const interrupted = Batches.of(mode, store, 7, 16, 11, 0);
+    const uninterrupted = Batches.of(mode, store, 7, 16, 11, { pad: 0 });
+    const interrupted = Batches.of(mode, store, 7, 16, 11, { pad: 0 });
     for (let i = 0; i < 45; i++) { uninterrupted.next(); interrupted.next(); } // past epoch 0 in both modes
     const saved = JSON.parse(JSON.stringify(interrupted.position()));
     assert.ok(saved.epoch >= 1, mode);
-    const resumed = Batches.of(mode, store, 7, 16, 11, 0);
+    const resumed = Batches.of(mode, store, 7, 16, 11, { pad: 0 });
     resumed.seek(saved);
     for (let i = 0; i < 60; i++) {
       assert.deepEqual(resumed.next(), uninterrupted.next(), `${mode} batch ${i}`);
@@ -174,23 +174,23 @@ test('a run resumed from position() sees exactly the batches of an uninterrupted
 });
 
 test('too-short splits and bad positions are errors that say what to change', () => {
-  assert.throws(() => Batches.of('packed', memoryStore(ramp(8)), 1, 8, 0, 0), /train split has 8 tokens.*lower the batch size/);
-  const batches = Batches.of('packed', memoryStore(ramp(100)), 1, 8, 0, 0);
+  assert.throws(() => Batches.of('packed', memoryStore(ramp(8)), 1, 8, 0, { pad: 0 }), /train split has 8 tokens.*lower the batch size/);
+  const batches = Batches.of('packed', memoryStore(ramp(100)), 1, 8, 0, { pad: 0 });
   assert.throws(() => batches.seek({ epoch: 0, index: batches.rowsPerEpoch }), DataError);
   assert.throws(() => batches.seek({ epoch: -1, index: 0 }), DataError);
-  assert.throws(() => validationBatches('truncate', documents().store, 61, 8, 1, 0), /val split has 60 documents, fewer than the 61 of one batch/);
+  assert.throws(() => validationBatches('truncate', documents().store, 61, 8, 1, { pad: 0 }), /val split has 60 documents, fewer than the 61 of one batch/);
 });
 
 test('validation batches are the split\'s first windows or documents in order, fewer when it is short', () => {
   const T = 4;
-  const packed = validationBatches('packed', memoryStore(ramp(101)), 3, T, 100, 0); // 25 windows
+  const packed = validationBatches('packed', memoryStore(ramp(101)), 3, T, 100, { pad: 0 }); // 25 windows
   assert.equal(packed.tokens.length, 8, 'floor(25 / 3) whole batches');
   assert.equal(packed.weights, undefined);
   assert.deepEqual(packed.tokens.flatMap((b) => [0, 1, 2].map((r) => b[r * (T + 1)])), Array.from({ length: 24 }, (_, i) => i * T));
-  assert.deepEqual(validationBatches('packed', memoryStore(ramp(101)), 3, T, 2, 0).tokens, packed.tokens.slice(0, 2));
+  assert.deepEqual(validationBatches('packed', memoryStore(ramp(101)), 3, T, 2, { pad: 0 }).tokens, packed.tokens.slice(0, 2));
 
   const { tokens, starts, store } = documents();
-  const truncated = validationBatches('truncate', store, 4, T, 2, 0);
+  const truncated = validationBatches('truncate', store, 4, T, 2, { pad: 0 });
   assert.equal(truncated.tokens.length, 2);
   truncated.tokens.forEach((batch, i) => {
     for (let b = 0; b < 4; b++) assert.equal(batch[b * (T + 1)], tokens[starts[i * 4 + b]]);
@@ -227,4 +227,26 @@ test('Rng is deterministic, resumable from state(), and normal() is standard', (
   const u = Array.from({ length: 10000 }, () => rng.nextFloat());
   assert.ok(u.every((x) => x >= 0 && x < 1));
   assert.ok(Math.abs(u.reduce((s, x) => s + x, 0) / u.length - 0.5) < 0.02);
+});
+
+test('eval_tokens scores the same leading documents whatever the batch size, token-weighted', () => {
+  const { store } = documents();
+  const T = 16;
+  const scored = (batchSize: number) => {
+    const v = validationBatches('truncate', store, batchSize, T, 1, { pad: 0 }, 100);
+    const rows: number[][] = [];
+    v.tokens.forEach((batch, i) => {
+      for (let b = 0; b < batchSize; b++) {
+        if (v.weights![i].subarray(b * T, (b + 1) * T).some((w) => w > 0)) rows.push([...batch.subarray(b * (T + 1), (b + 1) * (T + 1))]);
+      }
+    });
+    return { rows, weight: v.weights!.reduce((n, w) => n + w.reduce((a, x) => a + x, 0), 0) };
+  };
+  const two = scored(2), five = scored(5);
+  assert.deepEqual(five.rows, two.rows, 'the same documents');
+  assert.equal(five.weight, two.weight);
+  assert.ok(two.weight >= 100 && two.weight < 100 + T, `${two.weight} targets`);
+  const packed = validationBatches('packed', memoryStore(ramp(1001)), 3, T, 1, { pad: 0 }, 5 * T);
+  assert.equal(packed.tokens.length, 2);
+  assert.deepEqual(packed.weights!.map((w) => w.reduce((a, x) => a + x, 0)), [3 * T, 2 * T], 'five windows: the sixth weighs 0');
 });

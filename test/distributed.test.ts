@@ -2,7 +2,7 @@
 // ranks on the CPU against one process — same losses and parameters, a killed
 // rank that stops the run and a resume that finishes it as if nothing happened.
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFileSync } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -11,7 +11,10 @@ import Database from 'better-sqlite3';
 import { stringify } from 'yaml';
 import { AddonUnavailable, loadAddon } from '../src/backend/torch/addon.ts';
 import { expandNodelist, LaunchEnvError, rankEnv } from '../src/distributed/launch-env.ts';
-import { rankEnvironment } from '../src/distributed/spawn-ranks.ts';
+import { freePort, rankEnvironment } from '../src/distributed/spawn-ranks.ts';
+import { renderScript } from '../src/slurm/script.ts';
+import { expandSweep, writePlan } from '../src/sweep/plan.ts';
+import { loadSweep } from '../src/sweep/sweepfile.ts';
 import { readSafetensors } from '../src/model/safetensors.ts';
 import { runCli, startCli, tempDir } from './helpers/cli.ts';
 
@@ -80,9 +83,9 @@ function writeRun(dir: string, train: object = {}): string {
   const config = {
     name: 'dp',
     model: { preset: 'nano', n_layers: 2 },
-    train: { steps: 8, batch_size: 4, seq_len: 32, lr: 3e-3, warmup_steps: 2, eval_every: 4, eval_batches: 2, diag_every: 2, checkpoint_every: 2, log_every: 1, ...train },
+    train: { steps: 8, batch_size: 4, seq_len: 32, lr: 3e-3, warmup_steps: 2, eval_every: 4, eval_batches: 2, diag_every: 2, checkpoint_every: 2, log_every: 1, analyze_every: 4, ...train },
     data: { source: docs, tokenizer: 'byte', batching: 'truncate', val_fraction: 0.2 },
-    output: { runs_dir: join(dir, 'runs') },
+    output: { runs_dir: join(dir, 'runs'), tensorboard: true },
   };
   writeFileSync(join(dir, 'config.yaml'), stringify(config));
   return join(dir, 'config.yaml');
@@ -109,16 +112,18 @@ function assertClose(actual: number, expected: number, what: string, tolerance =
 }
 
 const TWO_RANKS = ['--backend', 'torch', '--nproc-per-node', '2', '--quiet'];
+// The ranks also accumulate over micro-batches (2 of 1 row each), against one process taking its batch whole.
+const RANK_TRAIN = { micro_batch_size: 1 };
 const FAST_TIMEOUT = { NORMLAB_DIST_TIMEOUT: '20' };
 
 let twoRankReference: string | undefined;
 
-test('2 Gloo ranks train as one process with the same global batch: losses and parameters agree to float32 tolerance', { skip }, () => {
+test('2 Gloo ranks (accumulating micro-batches) train as one process with the same global batch: losses and parameters agree to float32 tolerance', { skip }, () => {
   const single = tempDir();
   const r1 = runCli(['train', writeRun(single), '--backend', 'torch', '--quiet']);
   assert.equal(r1.code, 0, r1.stderr);
   const parallel = tempDir();
-  const r2 = runCli(['train', writeRun(parallel), ...TWO_RANKS], undefined, FAST_TIMEOUT);
+  const r2 = runCli(['train', writeRun(parallel, RANK_TRAIN), ...TWO_RANKS], undefined, FAST_TIMEOUT);
   assert.equal(r2.code, 0, r2.stderr);
   twoRankReference = parallel;
 
@@ -136,9 +141,11 @@ test('2 Gloo ranks train as one process with the same global batch: losses and p
     // moves the update by a little; 1% of one step's size (lr) bounds that.
     assert.ok(worst < 0.01 * 3e-3, `${key}: largest difference ${worst}`);
   }
-  // Only rank 0 wrote: one run, one log.
+  // Only rank 0 wrote: one run, and as many TensorBoard event files as one process writes.
   const runs = readdirSync(join(parallel, 'runs')).filter((n) => n.startsWith('dp-'));
   assert.equal(runs.length, 1);
+  const files = (d: string) => readdirSync(join(d, 'runs'), { recursive: true }).map(String).filter((f) => !f.includes('.cache')).map((f) => f.replace(/^dp-\w+/, 'dp').replace(/\d{10,}\.\S+/, 'N')).sort();
+  assert.deepEqual(files(parallel), files(single));
 });
 
 function childRank(parent: ChildProcess, rank: number): number {
@@ -151,7 +158,7 @@ function childRank(parent: ChildProcess, rank: number): number {
 test('kill -9 of one rank stops the run within the timeout with a clear error; the resumed run finishes with the uninterrupted losses', { skip }, async () => {
   assert.ok(twoRankReference, 'the 2-rank reference run of the test above');
   const dir = tempDir();
-  const config = writeRun(dir);
+  const config = writeRun(dir, RANK_TRAIN);
   const run = startCli(['train', config, ...TWO_RANKS], undefined, FAST_TIMEOUT);
   let stderr = '';
   run.stderr!.on('data', (d) => { stderr += d; });
@@ -184,4 +191,59 @@ test('data parallel refuses, before writing anything, a batch that does not divi
   assert.equal(wasm.code, 2);
   assert.match(wasm.stderr, /data parallel runs over PyTorch's c10d, on the torch backend/);
   assert.equal(existsSync(join(dir, 'runs', 'normlab.sqlite')), false);
+});
+
+test('--gpus-per-task N: the sbatch script asks for N tasks of one GPU and srun starts the run as N ranks', () => {
+  const dir = tempDir('normlab-ranks-');
+  const options = {
+    sweep: 'study', source: 'sweep.yaml', runs: [{ index: 1, id: 'study-a' }], planFile: `${dir}/r $(touch PWNED)/plan.json`,
+    logDir: '/l', workDir: '/w', normlab: ['node', 'bin/normlab'], taskArgs: ['--backend', 'torch'], sbatchArgs: [],
+  };
+  const script = renderScript({ ...options, gpusPerTask: 4 });
+  assert.match(script, /^#SBATCH --ntasks=4$/m);
+  assert.match(script, /^#SBATCH --gpus-per-task=1$/m);
+  assert.match(script, /^exec srun --kill-on-bad-exit=1 node bin\/normlab sweep-task '.*\/r \$\(touch PWNED\)\/plan\.json' --run "\$\{RUN\[\$SLURM_ARRAY_TASK_ID\]\}" --backend torch$/m);
+  // Run with a stand-in srun that prints the words it gets: each arrives whole, nothing runs.
+  mkdirSync(join(dir, 'bin'));
+  writeFileSync(join(dir, 'bin', 'srun'), '#!/bin/sh\nprintf "%s\\n" "$@"\n', { mode: 0o755 });
+  const r = spawnSync('bash', ['-c', script], { cwd: dir, encoding: 'utf8', env: { ...process.env, PATH: `${dir}/bin:${process.env.PATH}`, SLURM_ARRAY_TASK_ID: '1' } });
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual(r.stdout.trim().split('\n'), ['--kill-on-bad-exit=1', 'node', 'bin/normlab', 'sweep-task', `${dir}/r $(touch PWNED)/plan.json`, '--run', 'study-a', '--backend', 'torch']);
+  assert.equal(existsSync(join(dir, 'PWNED')), false);
+  const one = renderScript({ ...options, gpusPerTask: 1 });
+  assert.match(one, /^#SBATCH --ntasks=1$/m);
+  assert.match(one, /^exec node bin\/normlab sweep-task /m, 'one GPU: no srun, as before');
+});
+
+test('a Slurm array task started as 2 ranks by srun trains its run once, rank 0 claiming and writing it', { skip }, async () => {
+  assert.ok(twoRankReference, 'the 2-rank reference run of the test above');
+  const dir = tempDir();
+  const base = writeRun(dir, RANK_TRAIN);
+  writeFileSync(join(dir, 'sweep.yaml'), stringify({ name: 'study', base, method: 'grid', parameters: { 'train.seed': { values: [0] } } }));
+  const plan = expandSweep(loadSweep(join(dir, 'sweep.yaml')));
+  const planFile = writePlan(plan);
+  const port = await freePort();
+  const slurmEnv = (rank: number) => ({
+    ...FAST_TIMEOUT, SLURM_STEP_ID: '0', SLURM_PROCID: String(rank), SLURM_NTASKS: '2', SLURM_LOCALID: String(rank),
+    SLURM_JOB_NODELIST: 'localhost', SLURM_JOB_ID: '77', SLURM_ARRAY_JOB_ID: '76', SLURM_ARRAY_TASK_ID: '1', MASTER_PORT: String(port),
+  });
+  const task = (rank: number) => {
+    const child = startCli(['sweep-task', planFile, '--run', plan.runs[0]!.id, '--backend', 'torch'], dir, slurmEnv(rank));
+    let out = '';
+    child.stdout!.on('data', (d) => { out += d; });
+    child.stderr!.on('data', (d) => { out += d; });
+    return new Promise<{ code: number | null; out: string }>((resolve) => child.on('exit', (code) => resolve({ code, out })));
+  };
+  const [r0, r1] = await Promise.all([task(0), task(1)]);
+  assert.equal(r0.code, 0, r0.out);
+  assert.equal(r1.code, 0, r1.out);
+  assert.match(r0.out, /slurm-76_1-rank0\] .* finished at step 8/);
+  const db = new Database(join(plan.runs[0]!.dir, 'run.sqlite'), { readonly: true });
+  try {
+    const rows = db.prepare("SELECT name, step, value FROM scalars WHERE name IN ('train/loss', 'val/loss', 'train/grad_norm') ORDER BY name, step").all();
+    assert.deepEqual(rows, losses(twoRankReference), 'the same losses as the same run under --nproc-per-node 2');
+    assert.equal((db.prepare('SELECT status FROM runs').get() as { status: string }).status, 'finished');
+  } finally {
+    db.close();
+  }
 });

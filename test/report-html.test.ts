@@ -5,7 +5,8 @@ import { test } from 'node:test';
 import { resolveRunConfig } from '../src/config/load.ts';
 import { runFacts } from '../src/report/facts.ts';
 import { gatherRuns } from '../src/report/gather.ts';
-import { ema, pageData, SMOOTHING, type PageData } from '../src/report/html/data.ts';
+import { pageData, SMOOTHING, type PageData } from '../src/report/html/data.ts';
+import { ema } from '../src/report/smooth.ts';
 import { PLOT_COLUMNS } from '../src/report/reduce.ts';
 import { RunStore } from '../src/store/store.ts';
 import { CHROMIUM, checkPages } from '../scripts/chromium.ts';
@@ -105,8 +106,9 @@ test('the HTML report in headless Chromium: no errors or requests, every canvas 
     assert.ok(statSync(r.screenshot).size > 10_000);
     assert.deepEqual([...readFileSync(r.screenshot).subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47]);
   }
-  // The fixture page: 6 runs × 2 heatmaps, 2 colour bars, loss, depth; 2 angular maps, their bar, 3 analysis charts.
-  assert.equal(results[0]!.canvases.length, 22);
+  // The fixture page: the perplexity dot plot (one size), 6 runs × 2 heatmaps, 2 colour bars, loss, depth;
+  // 2 angular maps, their colour bar, 3 analysis charts.
+  assert.equal(results[0]!.canvases.length, 23);
 });
 
 test('docs/cpu-study/report.html stays under 5 MB', { skip: existsSync(join(ROOT, 'docs', 'cpu-study', 'report.html')) ? false : 'not written yet' }, () => {

@@ -50,15 +50,15 @@ test('grid search is the product of the values, the first parameter varying slow
   const dir = tempDir();
   const plan = expandSweep(loadSweep(writeSweep(dir, grid({
     'train.seed': { values: [0, 1] },
-    'model.norm': { values: ['pre', 'post', 'mix'] },
+    'model.norm': { values: ['pre', 'post', 'deepnorm'] },
     'train.lr': { value: 1e-3 },
   }))));
   assert.deepEqual(plan.runs.map((r) => formatOverrides(r.overrides)), [
-    'train.seed=0 model.norm=pre train.lr=0.001', 'train.seed=0 model.norm=post train.lr=0.001', 'train.seed=0 model.norm=mix train.lr=0.001',
-    'train.seed=1 model.norm=pre train.lr=0.001', 'train.seed=1 model.norm=post train.lr=0.001', 'train.seed=1 model.norm=mix train.lr=0.001',
+    'train.seed=0 model.norm=pre train.lr=0.001', 'train.seed=0 model.norm=post train.lr=0.001', 'train.seed=0 model.norm=deepnorm train.lr=0.001',
+    'train.seed=1 model.norm=pre train.lr=0.001', 'train.seed=1 model.norm=post train.lr=0.001', 'train.seed=1 model.norm=deepnorm train.lr=0.001',
   ]);
   assert.deepEqual(plan.runs.map((r) => [r.config.train.seed, r.config.model.norm, r.config.train.lr]), [
-    [0, 'pre', 1e-3], [0, 'post', 1e-3], [0, 'mix', 1e-3], [1, 'pre', 1e-3], [1, 'post', 1e-3], [1, 'mix', 1e-3],
+    [0, 'pre', 1e-3], [0, 'post', 1e-3], [0, 'deepnorm', 1e-3], [1, 'pre', 1e-3], [1, 'post', 1e-3], [1, 'deepnorm', 1e-3],
   ]);
   assert.equal(new Set(plan.runs.map((r) => r.hash)).size, 6, 'every run has its own identity');
   for (const run of plan.runs) {

@@ -267,19 +267,33 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info) {
 
 int cudaDeviceCount() { return static_cast<int>(torch::cuda::device_count()); }
 
-// setDevice('cpu' | 'cuda', index = 0): where uploads and new tensors go. TF32 matmuls on GPUs that have them.
+// setDevice('cpu' | 'cuda', index = 0): where uploads and new tensors go.
 Napi::Value SetDevice(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     const std::string name = info[0].As<Napi::String>().Utf8Value();
     if (name == "cuda") {
       TORCH_CHECK(cudaDeviceCount() > 0, at::hasCUDA() ? "no CUDA device is visible" : "this libtorch was built without CUDA");
-      at::globalContext().setAllowTF32CuBLAS(true);
       const int index = info.Length() > 1 ? info[1].As<Napi::Number>().Int32Value() : 0;
       TORCH_CHECK(index >= 0 && index < cudaDeviceCount(), "no CUDA device ", index, " (", cudaDeviceCount(), " visible)");
       setDevice(c10::Device(c10::DeviceType::CUDA, static_cast<c10::DeviceIndex>(index)));
     } else {
       setDevice(c10::Device(c10::DeviceType::CPU));
     }
+    return info.Env().Undefined();
+  });
+}
+
+// setPrecision('fp32' | 'tf32' | 'bf16'): the arithmetic of matrix products.
+// TF32 is CUDA's (cuBLAS and cuDNN); on the CPU it changes nothing. bf16 is
+// mixed precision (kernels.h: productOperand).
+Napi::Value SetPrecision(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const std::string name = info[0].As<Napi::String>().Utf8Value();
+    TORCH_CHECK(name == "fp32" || name == "tf32" || name == "bf16", "precision '", name, "' is not fp32, tf32 or bf16");
+    const bool tf32 = name == "tf32";
+    at::globalContext().setAllowTF32CuBLAS(tf32);
+    at::globalContext().setAllowTF32CuDNN(tf32);
+    setPrecision(name == "bf16" ? Precision::Bf16 : tf32 ? Precision::Tf32 : Precision::Fp32);
     return info.Env().Undefined();
   });
 }
@@ -347,6 +361,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("emptyCache", Napi::Function::New(env, EmptyCache));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("setDevice", Napi::Function::New(env, SetDevice));
+  exports.Set("setPrecision", Napi::Function::New(env, SetPrecision));
   exports.Set("info", Napi::Function::New(env, Info));
   exports.Set("c10dInit", Napi::Function::New(env, C10dInit));
   exports.Set("c10dBarrier", Napi::Function::New(env, C10dBarrier));

@@ -180,19 +180,23 @@ Tensors ropeGrad(const Tensors& in, const Attrs&) {
   return {out};
 }
 
+// The SwiGLU and its gradients compute in the products' precision (bf16
+// under mixed precision: autocast runs them on its products' bf16 outputs).
+
 // Inputs gate, up. SiLU(gate) · up.
 Tensors swiglu(const Tensors& in, const Attrs&) {
-  return {at::silu(in[0]) * in[1]};
+  return {asProductResult(at::silu(productOperand(in[0])) * productOperand(in[1]), in[0])};
 }
 
 // Inputs dy, gate, up. d gate = dy · up · σ(gate) · (1 + gate · (1 − σ(gate))).
 Tensors swigluGradGate(const Tensors& in, const Attrs&) {
-  return {at::silu_backward(in[0] * in[2], in[1])};
+  const at::Tensor dy = productOperand(in[0]);
+  return {asProductResult(at::silu_backward(dy * productOperand(in[2]), productOperand(in[1])), in[0])};
 }
 
 // Inputs dy, gate. d up = dy · SiLU(gate).
 Tensors swigluGradUp(const Tensors& in, const Attrs&) {
-  return {in[0] * at::silu(in[1])};
+  return {asProductResult(productOperand(in[0]) * at::silu(productOperand(in[1])), in[0])};
 }
 
 // Inputs scores, mask (broadcast); attr scale. softmax(scores · scale + mask) over the last axis.

@@ -116,9 +116,8 @@ bool worthSplitting(const at::Tensor& x, int64_t rows, int64_t flops) {
   return x.device().is_cpu() && at::get_num_threads() > 1 && rows >= at::get_num_threads() && flops >= kParallelFlops;
 }
 
-}  // namespace
-
-at::Tensor parallelMm(const at::Tensor& a, const at::Tensor& b) {
+// One product, split across threads when worth it (operands already in the product's dtype).
+at::Tensor mmSplit(const at::Tensor& a, const at::Tensor& b) {
   const int64_t m = a.size(0);
   if (!worthSplitting(a, m, 2 * m * a.size(1) * b.size(1))) return at::mm(a, b);
   return splitAcrossThreads(at::empty({m, b.size(1)}, a.options()), m, [&](at::Tensor part, int64_t begin) {
@@ -126,14 +125,21 @@ at::Tensor parallelMm(const at::Tensor& a, const at::Tensor& b) {
   });
 }
 
+}  // namespace
+
+at::Tensor parallelMm(const at::Tensor& a0, const at::Tensor& b0) {
+  return asProductResult(mmSplit(productOperand(a0), productOperand(b0)), a0);
+}
+
 namespace {
 
-at::Tensor parallelBmm(const at::Tensor& a, const at::Tensor& b) {
+at::Tensor parallelBmm(const at::Tensor& a0, const at::Tensor& b0) {
+  const at::Tensor a = productOperand(a0), b = productOperand(b0);
   const int64_t n = a.size(0);
-  if (!worthSplitting(a, n, 2 * n * a.size(1) * a.size(2) * b.size(2))) return at::bmm(a, b);
-  return splitAcrossThreads(at::empty({n, a.size(1), b.size(2)}, a.options()), n, [&](at::Tensor part, int64_t begin) {
+  if (!worthSplitting(a, n, 2 * n * a.size(1) * a.size(2) * b.size(2))) return asProductResult(at::bmm(a, b), a0);
+  return asProductResult(splitAcrossThreads(at::empty({n, a.size(1), b.size(2)}, a.options()), n, [&](at::Tensor part, int64_t begin) {
     at::bmm_out(part, a.narrow(0, begin, part.size(0)), b.narrow(0, begin, part.size(0)));
-  });
+  }), a0);
 }
 
 // Inputs a, b; attrs transposeA, transposeB. tfjs sends rank-3 tensors; a
@@ -141,7 +147,7 @@ at::Tensor parallelBmm(const at::Tensor& a, const at::Tensor& b) {
 Tensors batchMatMul(const Tensors& in, const Attrs& a) {
   at::Tensor x = a.flag(0) ? in[0].transpose(-2, -1) : in[0];
   at::Tensor y = a.flag(1) ? in[1].transpose(-2, -1) : in[1];
-  if (x.dim() != 3 || y.dim() != 3 || x.size(0) != y.size(0)) return {at::matmul(x, y)};
+  if (x.dim() != 3 || y.dim() != 3 || x.size(0) != y.size(0)) return {asProductResult(at::matmul(productOperand(x), productOperand(y)), x)};
   if (x.size(0) == 1) return {parallelMm(x[0], y[0]).unsqueeze(0)};
   return {parallelBmm(x, y)};
 }
@@ -428,6 +434,21 @@ std::vector<std::string> kernelNames() {
   for (const auto& entry : table()) names.push_back(entry.first);
   std::sort(names.begin(), names.end());
   return names;
+}
+
+namespace {
+Precision gPrecision = Precision::Fp32;
+}  // namespace
+
+void setPrecision(Precision p) { gPrecision = p; }
+Precision currentPrecision() { return gPrecision; }
+
+at::Tensor productOperand(const at::Tensor& t) {
+  return gPrecision == Precision::Bf16 && t.scalar_type() == at::kFloat ? t.to(at::kBFloat16) : t;
+}
+
+at::Tensor asProductResult(const at::Tensor& t, const at::Tensor& like) {
+  return t.scalar_type() == like.scalar_type() ? t : t.to(like.scalar_type());
 }
 
 void setDevice(c10::Device device) { gDevice = device; }

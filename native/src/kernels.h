@@ -49,6 +49,20 @@ at::ScalarType scalarType(const std::string& dtype);
 /** The tensor as one of tfjs's dtypes: int64 results become int32, float64 float32. */
 at::Tensor asTfjsDtype(const at::Tensor& t);
 
+/** The arithmetic of matrix products (train.precision): fp32, tf32 (CUDA's TF32 products), bf16 (mixed precision). */
+enum class Precision { Fp32, Tf32, Bf16 };
+void setPrecision(Precision p);
+Precision currentPrecision();
+
+/**
+ * A product's operands as bf16 mixed precision computes them: float32 cast to
+ * bfloat16 (autocast's rule for products), anything else as it is. The result
+ * goes back to float32 with asProductResult, so weights, gradients and every
+ * statistic tfjs sees stay float32.
+ */
+at::Tensor productOperand(const at::Tensor& t);
+at::Tensor asProductResult(const at::Tensor& t, const at::Tensor& like);
+
 /** Device new tensors are created on (uploads, fills, ranges). */
 void setDevice(c10::Device device);
 c10::Device currentDevice();

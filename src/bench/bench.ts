@@ -4,12 +4,12 @@
 import * as tf from '@tensorflow/tfjs';
 import type { RunConfig } from '../config/schema.ts';
 import { Rng } from '../data/rng.ts';
-import { gradNorms, gradSquareSums } from '../metrics/diagnostics.ts';
+import { gradNorms, gradSquareSums, scaleNorms } from '../metrics/diagnostics.ts';
 import type { ModelConfig } from '../model/config.ts';
 import { initParams } from '../model/init.ts';
 import { Model, parameterCount } from '../model/model.ts';
 import { AdamW, clipFactor } from '../train/adamw.ts';
-import { lossAndGrads } from '../train/step.ts';
+import { accumulateGradients, type HostBatch, splitBatch } from '../train/accumulate.ts';
 
 export interface BenchOptions {
   /** Timed steps, after `warmup` untimed ones (at least one). */
@@ -57,14 +57,14 @@ export function modelFlopsPerToken(cfg: ModelConfig, seqLen: number): number {
   return 6 * n + 12 * cfg.n_layers * cfg.d_model * seqLen;
 }
 
-/** One trainer step: what src/train/trainer.ts does, without the store. */
-function trainStep(model: Model, params: Record<string, tf.Tensor>, optimizer: AdamW, tokens: tf.Tensor2D, config: RunConfig, diagnostics: boolean): void {
-  const { loss, grads, outputVariances } = lossAndGrads(model, params, tokens, { outputVariances: diagnostics });
-  loss.dataSync();
-  const norms = gradNorms(gradSquareSums(grads), config.model.n_layers);
-  optimizer.apply(params, grads, config.train.lr, clipFactor(norms.total, config.train.grad_clip));
-  outputVariances?.dataSync();
-  tf.dispose([loss, ...Object.values(grads), ...(outputVariances ? [outputVariances] : [])]);
+/** One trainer step: what src/train/trainer.ts does (micro-batches summed, G / N), without the store. */
+function trainStep(model: Model, params: Record<string, tf.Tensor>, optimizer: AdamW, batch: HostBatch, config: RunConfig, diagnostics: boolean): void {
+  const parts = config.train.batch_size / (config.train.micro_batch_size ?? config.train.batch_size);
+  const { grads, lossSum, tokens } = accumulateGradients(model, params, splitBatch(batch, parts), diagnostics);
+  lossSum.dataSync();
+  const norms = scaleNorms(gradNorms(gradSquareSums(grads), config.model.n_layers), 1 / tokens);
+  optimizer.apply(params, grads, config.train.lr, clipFactor(norms.total, config.train.grad_clip) / tokens);
+  tf.dispose([lossSum, ...Object.values(grads)]);
 }
 
 function tensorMemory(): { tensorBytes: number; tensorsAfter: number; backend: Record<string, unknown> } {
@@ -84,16 +84,15 @@ export function benchmark(config: RunConfig, options: BenchOptions): BenchResult
   const params = initParams(cfg, train.seed);
   const optimizer = new AdamW(train, params);
   const rng = new Rng(train.seed);
-  const batch = () => tf.tensor2d(
-    Int32Array.from({ length: train.batch_size * (train.seq_len + 1) }, () => rng.nextUint32() % cfg.vocab_size),
-    [train.batch_size, train.seq_len + 1], 'int32');
+  const batch = (): HostBatch => ({
+    tokens: Int32Array.from({ length: train.batch_size * (train.seq_len + 1) }, () => rng.nextUint32() % cfg.vocab_size),
+    rows: train.batch_size, seqLen: train.seq_len,
+  });
   const timeStep = (diagnostics: boolean) => {
     const tokens = batch();
     const started = performance.now();
     trainStep(model, params, optimizer, tokens, config, diagnostics);
-    const ms = performance.now() - started;
-    tokens.dispose();
-    return ms;
+    return performance.now() - started;
   };
   try {
     // The first step also makes the model's constant tensors.

@@ -6,6 +6,7 @@ import { benchmark, type BenchResult, matMulRate } from '../bench/bench.ts';
 import { loadRunConfig } from '../config/load.ts';
 import type { RunConfig } from '../config/schema.ts';
 import { checkFitsBackend } from '../train/memory.ts';
+import { applyPrecision } from '../train/precision.ts';
 import { backendOption, startBackend } from './common.ts';
 
 const DEFAULT_CONFIG = fileURLToPath(new URL('../../configs/bench/tiny.yaml', import.meta.url));
@@ -64,7 +65,8 @@ function describe(config: RunConfig, backend: string, result: BenchResult, peak:
   const native = mem.backend as Partial<NativeMemory>;
   return [
     `${config.name}: ${thousands(result.parameters)} parameters (d ${m.d_model}, ${m.n_layers} blocks, ${m.n_heads} heads, ffn ${m.ffn_dim}, vocab ${m.vocab_size}), ` +
-      `batch ${t.batch_size} × seq ${t.seq_len} = ${thousands(result.tokensPerStep)} tokens/step`,
+      `batch ${t.batch_size} × seq ${t.seq_len} = ${thousands(result.tokensPerStep)} tokens/step` +
+      (t.micro_batch_size ? ` in micro-batches of ${t.micro_batch_size}` : ''),
     `backend  ${backend}`,
     `step     ${result.msPerStep.toFixed(1)} ms (median of ${flags.steps}, after ${flags.warmup} warm-up)  →  ${thousands(result.tokensPerSecond)} tokens/s`,
     `compute  ${(result.flopsPerToken / 1e6).toFixed(2)} MFLOP/token (6·N + 12·L·d·T, N without the embedding)  →  ${result.gflopsPerSecond.toFixed(1)} GFLOP/s, ` +
@@ -98,13 +100,14 @@ export function registerBench(program: Command): void {
       const measured = await machinePeak(flags);
       const backend = await startBackend(flags.backend);
       checkFitsBackend(config, backend.name);
+      const precision = applyPrecision(config, backend.name);
       const peak = measured ?? { gflops: matMulRate(1024), how: `${backend.name} matMul 1024²` };
       const result = benchmark(config, { steps: Math.max(1, flags.steps), warmup: flags.warmup, diagnosticSteps: flags.diagnosticSteps });
       if (flags.json) {
         const mfu = result.gflopsPerSecond / peak.gflops;
-        console.log(JSON.stringify({ config: config.name, backend, ...result, peak, mfu }));
+        console.log(JSON.stringify({ config: config.name, backend, precision, ...result, peak, mfu }));
       } else {
-        for (const line of describe(config, `${backend.name} (${backend.version})`, result, peak, flags)) console.log(line);
+        for (const line of describe(config, `${backend.name} (${backend.version}), precision ${precision}`, result, peak, flags)) console.log(line);
       }
     });
 }

@@ -1,15 +1,17 @@
 // normlab data prepare <source…> --tokenizer … --out <dir> | normlab data info <dir>
 import type { Command } from 'commander';
-import { Option } from 'commander';
 import cliProgress from 'cli-progress';
 import { type DatasetMeta, readMeta } from '../data/dataset.ts';
 import { DEFAULTS, type PrepareProgress, type PrepareResult, prepareDataset } from '../data/prepare.ts';
+import { NAMED_TOKENIZERS } from '../data/hf.ts';
 import { TOKENIZER_NAMES } from '../data/tokenizers.ts';
 import { UsageError } from './common.ts';
 import type { SetExitCode } from './main.ts';
 
 interface PrepareFlags {
   tokenizer: string;
+  valSource: string[];
+  eosToken?: string;
   out: string;
   textField: string;
   valFraction: string;
@@ -29,8 +31,10 @@ export function registerData(program: Command, setExitCode: SetExitCode): void {
     .command('prepare')
     .description('tokenize sources into shards once; train with data.source: <dir>')
     .argument('<source...>', 'a corpus (brown), text files, JSON-lines files (.jsonl, .json.gz as C4 ships them), folders or globs')
-    .addOption(new Option('--tokenizer <name>', 'tokenizer').choices(TOKENIZER_NAMES).makeOptionMandatory())
+    .requiredOption('--tokenizer <name|file>', `${[...TOKENIZER_NAMES, ...Object.keys(NAMED_TOKENIZERS)].join(', ')}, or a Hugging Face tokenizer.json (or a folder holding one)`)
+    .option('--eos-token <token>', 'end-of-document token of a tokenizer.json whose files do not name one')
     .requiredOption('--out <dir>', 'dataset folder to write (replaced when its inputs changed)')
+    .option('--val-source <spec>', 'validation files or globs (repeatable), instead of a hash split; exact copies of training documents are dropped from them', (v: string, all: string[]) => [...all, v], [])
     .option('--text-field <name>', 'the JSON field holding the text', DEFAULTS.textField)
     .option('--val-fraction <x>', 'fraction of documents held out for validation', String(DEFAULTS.valFraction))
     .option('--split-seed <n>', 'seed of the train/val split by document', String(DEFAULTS.splitSeed))
@@ -57,13 +61,13 @@ async function prepare(sources: string[], flags: PrepareFlags): Promise<number> 
   const progress = flags.quiet || flags.json ? undefined : progressPrinter(Boolean(process.stderr.isTTY));
   try {
     const result = await prepareDataset({
-      sources, tokenizer: flags.tokenizer, out: flags.out, textField: flags.textField,
+      sources, ...(flags.valSource.length > 0 && { valSources: flags.valSource }), tokenizer: flags.tokenizer, eosToken: flags.eosToken, out: flags.out, textField: flags.textField,
       valFraction: number('--val-fraction', flags.valFraction), splitSeed: integer('--split-seed', flags.splitSeed),
       skipBadLines: flags.skipBadLines, force: flags.force,
       workers: flags.workers === undefined ? undefined : integer('--workers', flags.workers),
       onProgress: progress?.update, signal: abort.signal,
     });
-    progress?.stop();
+    progress?.stop(result);
     report(result, flags);
     return 0;
   } catch (e) {
@@ -83,8 +87,9 @@ function report(r: PrepareResult, flags: PrepareFlags): void {
   if (flags.json) {
     console.log(JSON.stringify({
       dir: r.dir, reused: r.reused, seconds: r.seconds, workers: r.workers, peakRssMiB,
-      sourceBytes: r.meta.sources.reduce((n, s) => n + s.bytes, 0),
+      sourceBytes: r.meta.sources.reduce((n, s) => n + s.bytes, 0), textBytes: r.meta.textBytes,
       documents: train.documents + val.documents, tokens: train.tokens + val.tokens, skipped: r.meta.skipped,
+      ...(r.meta.split.valSources && { duplicatesDropped: r.meta.split.duplicatesDropped }),
     }));
     return;
   }
@@ -94,10 +99,13 @@ function report(r: PrepareResult, flags: PrepareFlags): void {
     return;
   }
   const bytes = r.meta.sources.reduce((n, s) => n + s.bytes, 0);
+  const text = r.meta.textBytes;
   const tokens = train.tokens + val.tokens;
   console.log(describe(r.dir, r.meta));
-  console.log(`${(bytes / MiB).toFixed(1)} MiB of sources in ${r.seconds.toFixed(1)} s with ${r.workers || 'no'} worker threads: ` +
-    `${(bytes / MiB / r.seconds).toFixed(1)} MiB/s, ${Math.round(tokens / r.seconds).toLocaleString('en')} tokens/s; peak RSS ${peakRssMiB} MiB`);
+  // Throughput in text, not in source bytes: gzip would make it look 4× slower than it is.
+  console.log(`${(text / MiB).toFixed(1)} MiB of text (${(bytes / MiB).toFixed(1)} MiB of source files) in ${r.seconds.toFixed(1)} s ` +
+    `with ${r.workers || 'no'} worker threads: ${(text / MiB / r.seconds).toFixed(1)} MiB/s of text, ` +
+    `${Math.round(tokens / r.seconds).toLocaleString('en')} tokens/s; peak RSS ${peakRssMiB} MiB`);
   if (r.meta.skipped.badLines > 0) {
     console.error(`normlab: warning: skipped ${r.meta.skipped.badLines} bad lines, e.g.\n  ${r.badExamples.join('\n  ')}`);
   }
@@ -107,9 +115,14 @@ function describe(dir: string, meta: DatasetMeta): string {
   const { train, val } = meta;
   const n = (x: number) => x.toLocaleString('en');
   return [
-    `${dir}: ${meta.tokenizer} tokens (vocab ${meta.vocabSize}, end id ${meta.eot}, ${meta.dtype})`,
+    `${dir}: ${meta.tokenizer} tokens (vocab ${meta.vocabSize}, end id ${meta.eot}${meta.appendsEnd ? ' added by its post-processor' : ''}, ` +
+    `pad id ${meta.pad}, largest id ${meta.maxId}${meta.maxToken === undefined ? '' : ` ${JSON.stringify(meta.maxToken)}`}, ${meta.dtype})`,
+    ...(meta.tokenizerSha256 ? [`  tokenizer.json sha256 ${meta.tokenizerSha256}`] : []),
     `  train ${n(train.documents)} documents, ${n(train.tokens)} tokens in ${train.shards.length} shards`,
-    `  val   ${n(val.documents)} documents, ${n(val.tokens)} tokens (val_fraction ${meta.split.valFraction}, split_seed ${meta.split.seed})`,
+    meta.split.valSources
+      ? `  val   ${n(val.documents)} documents, ${n(val.tokens)} tokens from ${meta.split.valSources.length} validation source${meta.split.valSources.length === 1 ? '' : 's'}; ` +
+        `${n(meta.split.duplicatesDropped ?? 0)} exact copies of training documents dropped`
+      : `  val   ${n(val.documents)} documents, ${n(val.tokens)} tokens (val_fraction ${meta.split.valFraction}, split_seed ${meta.split.seed})`,
     `  from ${meta.sources.length} source${meta.sources.length === 1 ? '' : 's'}: ${meta.sources.slice(0, 3).map((s) => s.source).join(', ')}${meta.sources.length > 3 ? ', …' : ''}`,
     ...(meta.skipped.badLines + meta.skipped.emptyDocuments > 0
       ? [`  skipped ${n(meta.skipped.badLines)} bad lines and ${n(meta.skipped.emptyDocuments)} empty documents`]
@@ -117,24 +130,38 @@ function describe(dir: string, meta: DatasetMeta): string {
   ].join('\n');
 }
 
-/** A live bar on a TTY (bytes of sources read), a line per tenth otherwise. */
-function progressPrinter(tty: boolean): { update(p: PrepareProgress): void; stop(): void } {
+/**
+ * A live bar on a TTY (bytes of sources read), a line per tenth otherwise; both
+ * end on the finished count (the sources are all read while the last chunks
+ * are still being tokenized).
+ */
+function progressPrinter(tty: boolean): { update(p: PrepareProgress): void; stop(done?: PrepareResult): void } {
   const rates = (p: PrepareProgress) => ({
     docs: p.documents.toLocaleString('en'),
     dps: Math.round(p.documents / Math.max(p.seconds, 1e-3)).toLocaleString('en'),
     tps: Math.round(p.tokens / Math.max(p.seconds, 1e-3)).toLocaleString('en'),
   });
+  let last: PrepareProgress | undefined;
+  const final = (done: PrepareResult): PrepareProgress => ({
+    ...last!, documents: done.meta.train.documents + done.meta.val.documents, tokens: done.meta.train.tokens + done.meta.val.tokens, seconds: done.seconds,
+  });
   if (!tty) {
     let shown = 0;
+    const line = (percent: number, p: PrepareProgress) => {
+      const r = rates(p);
+      console.log(`${percent}%  ${r.docs} documents  ${r.dps} documents/s  ${r.tps} tokens/s`);
+    };
     return {
       update: (p) => {
+        last = p;
         const tenth = Math.floor((10 * p.sourceBytes) / Math.max(p.totalSourceBytes, 1));
-        if (tenth <= shown) return;
+        if (tenth <= shown || tenth >= 10) return;
         shown = tenth;
-        const r = rates(p);
-        console.log(`${tenth * 10}%  ${r.docs} documents  ${r.dps} documents/s  ${r.tps} tokens/s`);
+        line(tenth * 10, p);
       },
-      stop: () => {},
+      stop: (done) => {
+        if (done && last && !done.reused) line(100, final(done));
+      },
     };
   }
   const bar = new cliProgress.SingleBar({
@@ -144,11 +171,15 @@ function progressPrinter(tty: boolean): { update(p: PrepareProgress): void; stop
   let started = false;
   return {
     update: (p) => {
+      last = p;
       if (!started) bar.start(p.totalSourceBytes, 0, rates(p));
       started = true;
       bar.update(Math.min(p.sourceBytes, p.totalSourceBytes), rates(p));
     },
-    stop: () => bar.stop(),
+    stop: (done) => {
+      if (done && last && started) bar.update(last.totalSourceBytes, rates(final(done)));
+      bar.stop();
+    },
   };
 }
 

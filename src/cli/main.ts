@@ -7,6 +7,7 @@ import { deviceOption, selectDevice } from './common.ts';
 import { registerData } from './data.ts';
 import { registerDoctor } from './doctor.ts';
 import { registerExport } from './export.ts';
+import { registerPlan } from './plan.ts';
 import { registerReport } from './report.ts';
 import { registerRuns } from './runs.ts';
 import { registerSample } from './sample.ts';
@@ -31,7 +32,7 @@ export async function main(argv: string[]): Promise<number> {
     .showHelpAfterError('(add --help for usage)')
     .addOption(deviceOption())
     .hook('preAction', () => selectDevice(program.opts().device));
-  for (const register of [registerTrain, registerData, registerSweep, registerRuns, registerStore, registerReport, registerExport, registerAnalyze, registerSample, registerVerify, registerBench, registerDoctor]) register(program, setExitCode);
+  for (const register of [registerTrain, registerData, registerSweep, registerRuns, registerStore, registerReport, registerExport, registerAnalyze, registerSample, registerVerify, registerBench, registerPlan, registerDoctor]) register(program, setExitCode);
   try {
     await program.parseAsync(argv);
     return exitCode;

@@ -5,6 +5,7 @@ import { runFacts } from '../report/facts.ts';
 import { gatherRuns } from '../report/gather.ts';
 import { htmlReport, writeHtml } from '../report/html/page.ts';
 import { buildReport, LONG_CSV_MODES, longCsvSize, renderReport, writeReport, type LongCsvMode } from '../report/report.ts';
+import { LOSS_SMOOTHING } from '../report/smooth.ts';
 import { FORMATS, type Format } from '../report/tables.ts';
 import { UsageError } from './common.ts';
 
@@ -17,6 +18,7 @@ interface ReportFlags {
   longCsv: LongCsvMode | false;
   title?: string;
   step?: string;
+  smoothing: string;
 }
 
 const FIGURE_KINDS = ['svg', 'png'] as const;
@@ -27,6 +29,12 @@ function figureKinds(text: string): ('svg' | 'png')[] {
   const bad = kinds.filter((k) => !(FIGURE_KINDS as readonly string[]).includes(k));
   if (bad.length) throw new UsageError(`--figures: expected svg, png, svg,png or none, got ${text}`);
   return kinds as ('svg' | 'png')[];
+}
+
+function smoothingOf(text: string): number {
+  const beta = Number(text);
+  if (!(beta >= 0 && beta < 1)) throw new UsageError(`--smoothing: expected an EMA weight in [0, 1), e.g. 0.9 (0: raw loss only), got "${text}"`);
+  return beta;
 }
 
 function stepOf(text: string): number {
@@ -48,8 +56,10 @@ export function registerReport(program: Command): void {
     .option('--no-long-csv', 'with --out: same as --long-csv none')
     .option('--title <text>', 'the report\'s title')
     .option('--step <n>', 'layer analyses at this checkpoint step (default: each run\'s latest analysed step)')
+    .option('--smoothing <beta>', 'loss figures: EMA weight of the line drawn over the raw loss (0: raw only)', String(LOSS_SMOOTHING))
     .action(async (flags: ReportFlags) => {
       const kinds = figureKinds(flags.figures);
+      const smoothing = smoothingOf(flags.smoothing);
       const analysisStep = flags.step === undefined ? undefined : stepOf(flags.step);
       const gathered = gatherRuns(flags.runsDir, flags.sweep ? { sweep: flags.sweep } : {});
       try {
@@ -62,7 +72,7 @@ export function registerReport(program: Command): void {
           console.error(`normlab: warning: no run has layer analyses at step ${analysisStep} (normlab analyze <run> --step ${analysisStep})`);
         }
         const title = flags.title ?? (flags.sweep ? `Sweep ${flags.sweep}` : `Runs in ${flags.runsDir}`);
-        const report = buildReport(facts, title);
+        const report = buildReport(facts, title, smoothing);
         if (flags.format === 'html') {
           const html = await htmlReport(facts, title, report.summary);
           if (!flags.out) process.stdout.write(html);

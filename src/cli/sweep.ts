@@ -12,7 +12,9 @@ import { detectGpus, launchWorkers, workerEnv } from '../sweep/launch.ts';
 import { expandSweep, readPlan, writePlan, type Plan } from '../sweep/plan.ts';
 import { loadSweep } from '../sweep/sweepfile.ts';
 import { runStatus, type PlannedRunStatus } from '../sweep/state.ts';
-import { runWorker, trainOneRun, type WorkerOptions } from '../sweep/worker.ts';
+import { followRun, runWorker, trainOneRun, type WorkerOptions } from '../sweep/worker.ts';
+import { rankEnv } from '../distributed/launch-env.ts';
+import { joinDataParallel } from '../distributed/replica.ts';
 import { backendOption, startBackend, UsageError } from './common.ts';
 import type { SetExitCode } from './main.ts';
 import { EXIT } from './train.ts';
@@ -73,7 +75,7 @@ export function registerSweep(program: Command, setExitCode: SetExitCode): void 
     .addOption(new Option('--executor <executor>', 'where runs train: worker processes here, or a Slurm job array').choices(['local', 'slurm']).default('local'))
     .option('--workers <n>', 'local: worker processes on this machine (one GPU each where there are GPUs)', '1')
     .option('--partition <name>', 'slurm: the partition to submit to')
-    .option('--gpus-per-task <n>', 'slurm: GPUs per array task (default: none requested)')
+    .option('--gpus-per-task <n>', 'slurm: GPUs per run; N > 1 trains each run as N data-parallel ranks (srun, one task per GPU) (default: none requested)')
     .option('--time <limit>', 'slurm: time limit per task (HH:MM:SS, D-HH:MM:SS, minutes)')
     .option('--array-parallel <n>', 'slurm: at most this many tasks at once (%N)')
     .option('--sbatch-arg <arg>', 'slurm: another #SBATCH line, e.g. --sbatch-arg=--mem=16G (repeatable)', collect, [])
@@ -225,8 +227,8 @@ function sweepExitCode(states: string[], interrupted: boolean): number {
 }
 
 /** What a worker or an array task needs: its backend, its name in claims, and SIGINT / SIGTERM turned into a checkpoint and stop. */
-async function workerOptions(plan: Plan, worker: string, since: string, flags: { backend: string; staleAfter: string }): Promise<WorkerOptions> {
-  const backend = await startBackend(flags.backend);
+async function workerOptions(plan: Plan, worker: string, since: string, flags: { backend: string; staleAfter: string }, cudaIndex = 0): Promise<WorkerOptions> {
+  const backend = await startBackend(flags.backend, cudaIndex);
   const say = (text: string) => console.log(`[${worker}] ${text}`);
   let stop = false;
   const onSignal = () => { stop = true; };
@@ -266,8 +268,16 @@ async function arrayTaskMain(planFile: string, flags: TaskFlags): Promise<number
       + 'or SLURM_ARRAY_TASK_ID is not one of the script\'s indices; submit the sweep again');
   }
   const { SLURM_ARRAY_JOB_ID: job, SLURM_ARRAY_TASK_ID: index } = process.env;
-  const o = await workerOptions(plan, job ? `slurm-${job}_${index}` : 'task', new Date().toISOString(), flags);
-  const status = await trainOneRun(run, o);
-  if (status === null) o.say(`${run.id} had already ended; nothing to do`);
-  return status === null ? EXIT.finished : TASK_EXIT[status] ?? EXIT.failed;
+  // --gpus-per-task N: srun started this task as one of N ranks (SLURM_PROCID …); rank 0 claims the run and writes it.
+  const launch = rankEnv();
+  const name = (job ? `slurm-${job}_${index}` : 'task') + (launch ? `-rank${launch.rank}` : '');
+  const o = await workerOptions(plan, name, new Date().toISOString(), flags, launch?.localRank);
+  o.replica = launch && joinDataParallel(launch, run.config.train.batch_size);
+  try {
+    const status = o.replica && !o.replica.writes ? await followRun(run, o) : await trainOneRun(run, o);
+    if (status === null) o.say(`${run.id} had already ended; nothing to do`);
+    return status === null ? EXIT.finished : TASK_EXIT[status] ?? EXIT.failed;
+  } finally {
+    o.replica?.destroy();
+  }
 }

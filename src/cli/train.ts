@@ -3,17 +3,20 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import * as tf from '@tensorflow/tfjs';
+import { torchDevice, torchMemory } from '../backend/torch/index.ts';
 import { loadRunConfig } from '../config/load.ts';
 import type { RunConfig } from '../config/schema.ts';
 import { RunStore } from '../store/store.ts';
 import { checkFitsBackend } from '../train/memory.ts';
+import { resolvePrecision } from '../train/precision.ts';
 import { executeRun, readRunConfig, type RunData, runIdentity, trainingData } from '../train/run.ts';
 import { backendOption, startBackend, UsageError } from './common.ts';
 import type { SetExitCode } from './main.ts';
+import { describePlan } from './plan.ts';
 import { progressFor } from './progress.ts';
-import { rankEnv, type RankEnv } from '../distributed/launch-env.ts';
-import { collectiveTimeoutSeconds, dataParallelBackend, initProcessGroup, type ProcessGroup } from '../distributed/process-group.ts';
-import { onlyRankZero, type Replica, replicaOf, sink } from '../distributed/replica.ts';
+import { rankEnv } from '../distributed/launch-env.ts';
+import { collectiveTimeoutSeconds, dataParallelBackend } from '../distributed/process-group.ts';
+import { joinDataParallel, onlyRankZero, type Replica, sink } from '../distributed/replica.ts';
 import { runRanks } from '../distributed/spawn-ranks.ts';
 import { VERSION } from './version.ts';
 
@@ -26,6 +29,7 @@ interface TrainFlags {
   resume?: string;
   restart?: boolean;
   quiet?: boolean;
+  dryRun?: boolean;
   nprocPerNode?: string;
 }
 
@@ -52,9 +56,16 @@ export function registerTrain(program: Command, setExitCode: SetExitCode): void 
     .option('--resume <run>', 'continue a run (its id under runs/, or its folder) from its last good checkpoint')
     .option('--restart', 'discard the run\'s checkpoints and metrics and train from step 0')
     .option('--quiet', 'print nothing but errors')
+    .option('--dry-run', 'print the plan (normlab plan) and whether it fits, train nothing, write nothing')
     .option('--nproc-per-node <n>', 'data parallel: train as N ranks on this machine (one per GPU, or sharing the cores) over c10d')
     .action(async (file: string | undefined, flags: TrainFlags) => {
       const config = resolveConfig(file, flags);
+      if (flags.dryRun) {
+        const backend = await startBackend(flags.backend);
+        for (const line of describePlan(config, backend.name)) console.log(line);
+        checkFitsBackend(config, backend.name);
+        return;
+      }
       const identity = runIdentity(config);
       // Under torchrun or srun this process is one rank; --nproc-per-node then means nothing more.
       const launch = rankEnv();
@@ -68,25 +79,25 @@ export function registerTrain(program: Command, setExitCode: SetExitCode): void 
         return;
       }
       const backend = await startBackend(flags.backend, launch?.localRank);
-      const group = launch && joinRanks(launch, config);
-      const replica = group && replicaOf(group);
+      const replica = launch && joinDataParallel(launch, config.train.batch_size);
       try {
         // Everything that can refuse the run does so before a file is written.
         checkFitsBackend(config, backend.name);
+        const precision = resolvePrecision(config, backend.name);
         // Rank 0 prepares the data (into a cache all ranks share) before the others read it.
-        const data = await firstOnRankZero(group, () => trainingData(config));
+        const data = replica ? await replica.firstOnRankZero(() => trainingData(config)) : await trainingData(config);
         const store = onlyRankZero(replica, () => RunStore.open(config.output.db), sink<RunStore>);
         const quiet = flags.quiet || onlyRankZero(replica, () => false, () => true);
         try {
           const say = (text: string) => { if (!quiet) console.log(text); };
           const ranksNote = launch ? `  data parallel ${launch.worldSize} ranks (${launch.launcher})` : '';
-          say(`run ${identity.id}  backend ${backend.name} (${backend.version})${ranksNote}  ${identity.dir}`);
+          say(`run ${identity.id}  backend ${backend.name} (${backend.version}), ${precision}${ranksNote}  ${identity.dir}`);
           setExitCode(await trainWithSignals(config, store, data, backend, { ...flags, quiet }, say, replica));
         } finally {
           store.close();
         }
       } finally {
-        group?.destroy();
+        replica?.destroy();
       }
     });
 }
@@ -97,29 +108,6 @@ function positiveInt(text: string, flag: string): number {
   return n;
 }
 
-/** Each rank takes batch_size / world size rows of every batch. */
-function checkDivides(config: RunConfig, worldSize: number): void {
-  if (config.train.batch_size % worldSize !== 0) {
-    throw new UsageError(`train.batch_size ${config.train.batch_size} does not divide among ${worldSize} ranks: each rank takes an equal share of every batch; use a multiple of ${worldSize}`);
-  }
-}
-
-/** This process as one rank of a data-parallel run: joins the others (blocks until all have). */
-function joinRanks(launch: RankEnv, config: RunConfig): ProcessGroup {
-  checkDivides(config, launch.worldSize);
-  return initProcessGroup(launch, collectiveTimeoutSeconds());
-}
-
-async function firstOnRankZero<T>(group: ProcessGroup | undefined, body: () => Promise<T>): Promise<T> {
-  if (!group) return body();
-  if (group.rank === 0) {
-    const result = await body();
-    group.barrier();
-    return result;
-  }
-  group.barrier();
-  return body();
-}
 
 /**
  * `--nproc-per-node N`: checks here what would refuse the run (backend, c10d,
@@ -128,7 +116,9 @@ async function firstOnRankZero<T>(group: ProcessGroup | undefined, body: () => P
 async function launchRanks(config: RunConfig, flags: TrainFlags, ranks: number): Promise<number> {
   const backend = await startBackend(flags.backend);
   const processGroup = dataParallelBackend(ranks);
-  checkDivides(config, ranks);
+  if (config.train.batch_size % ranks !== 0) {
+    throw new UsageError(`train.batch_size ${config.train.batch_size} does not divide among ${ranks} ranks: each rank takes an equal share of every batch; use a multiple of ${ranks}`);
+  }
   checkFitsBackend(config, backend.name);
   await trainingData(config);
   const timeout = collectiveTimeoutSeconds();
@@ -182,7 +172,10 @@ async function trainWithSignals(
     progress.stop();
     const sorted = [...stepTimes].sort((a, b) => a - b);
     const median = sorted[Math.floor(sorted.length / 2)] ?? 0;
-    say(`${outcome.status} at step ${outcome.step}: ${parameters.toLocaleString('en')} parameters, median step ${median.toFixed(0)} ms, peak RSS ${(peakRss / 2 ** 20).toFixed(0)} MiB, tensor memory ${(tf.memory().numBytes / 2 ** 20).toFixed(1)} MiB`);
+    // The run's tensors are freed by now: the torch backend's allocator peak says something (it counts CPU memory only); others have none.
+    const tensorPeak = torchDevice() === 'cpu' ? torchMemory()?.peakAllocatedBytes : undefined;
+    const tensors = tensorPeak === undefined ? '' : `, native tensor peak ${(tensorPeak / 2 ** 20).toFixed(0)} MiB`;
+    say(`${outcome.status} at step ${outcome.step}: ${parameters.toLocaleString('en')} parameters, median step ${median.toFixed(0)} ms, peak RSS ${(peakRss / 2 ** 20).toFixed(0)} MiB${tensors}`);
     switch (outcome.status) {
       case 'finished':
         say(`validation loss ${outcome.validation.loss.toFixed(4)}, perplexity ${outcome.validation.perplexity.toFixed(2)}; metrics in ${config.output.db} (run ${identity.id})`);

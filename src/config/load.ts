@@ -1,10 +1,12 @@
 // YAML file + `--set key=value` overrides → a validated, resolved RunConfig.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import YAML, { YAMLParseError } from 'yaml';
 import { checkModelConfig, MODEL_DEFAULTS, ModelConfigError, type ModelConfig } from '../model/config.ts';
 import { nameProblem } from './names.ts';
 import { ConfigError, describe, zodProblems, type ConfigProblem } from './errors.ts';
+import { NAMED_TOKENIZERS } from '../data/hf.ts';
+import { isBuiltinTokenizer, TOKENIZER_NAMES } from '../data/tokenizers.ts';
 import { PRESET_NAMES, PRESETS } from './presets.ts';
 import {
   keysAt, modelSchema, runConfigInputSchema, TOKENIZER_VOCAB,
@@ -18,11 +20,14 @@ type Mapping = Record<string, unknown>;
 const DEFAULT_WARMUP_STEPS = 100;
 
 export function loadRunConfig(file: string, sets: string[] = []): RunConfig {
-  return resolveRunConfig(applySets(readYaml(file), sets, file), file);
+  return resolveRunConfig(applySets(readYaml(file), sets, file), file, path.dirname(file));
 }
 
-/** Validates and resolves a config object; `source` names it in errors (a file, a sweep entry). */
-export function resolveRunConfig(obj: unknown, source: string): RunConfig {
+/**
+ * Validates and resolves a config object; `source` names it in errors (a file,
+ * a sweep entry); a tokenizer file's relative path is resolved against `dir`.
+ */
+export function resolveRunConfig(obj: unknown, source: string, dir = '.'): RunConfig {
   const parsed = runConfigInputSchema.safeParse(obj);
   if (!parsed.success) throw new ConfigError(source, zodProblems(parsed.error, obj));
   const input = parsed.data;
@@ -34,7 +39,7 @@ export function resolveRunConfig(obj: unknown, source: string): RunConfig {
     ...(input.model.preset !== undefined && { model_preset: input.model.preset }),
     model,
     train: resolveTrain(input.train),
-    data: input.data,
+    data: { ...input.data, tokenizer: tokenizerPath(input.data.tokenizer, dir, source) },
     // Only when asked for: every other run's resolved config stays as it was.
     output: { runs_dir, db: db ?? path.join(runs_dir, 'normlab.sqlite'), ...(tensorboard && { tensorboard }) },
   };
@@ -136,7 +141,25 @@ function resolveModel(input: RunConfigInput['model'], source: string): ModelConf
     if (e instanceof ModelConfigError) throw new ConfigError(source, [{ key: `model.${e.key}`, detail: e.message }]);
     throw e;
   }
+  checkMixIsMix(parsed.data, fields.mix_alpha === 0, source);
   return parsed.data;
+}
+
+/**
+ * Mix-LN makes the first ⌊α·L⌋ blocks Post-LN; with none, `mix` is `pre` under
+ * another name, which would put Pre-LN's result in Mix-LN's row. Only an
+ * explicit `mix_alpha: 0` (the papers' α-sweep end point) asks for that.
+ */
+function checkMixIsMix(model: ModelConfig, explicitZero: boolean, source: string): void {
+  const { norm, mix_alpha: alpha, n_layers: layers } = model;
+  if (norm !== 'mix' || explicitZero || Math.floor(alpha * layers + 1e-9) >= 1) return;
+  const minAlpha = Math.ceil((1 / layers) * 1e4) / 1e4;
+  throw new ConfigError(source, [{
+    key: 'model.mix_alpha',
+    detail: `norm: mix with mix_alpha ${alpha} and n_layers ${layers} makes ⌊${alpha}·${layers}⌋ = 0 blocks Post-LN, so it is Pre-LN; ` +
+      `use mix_alpha ≥ ${minAlpha} (1/n_layers)${alpha > 0 ? `, or n_layers ≥ ${Math.ceil(1 / alpha - 1e-9)}` : ''}, ` +
+      "or write mix_alpha: 0 explicitly to train Pre-LN as Mix-LN's α = 0 end point",
+  }]);
 }
 
 /**
@@ -145,6 +168,17 @@ function resolveModel(input: RunConfigInput['model'], source: string): ModelConf
  */
 function resolveTrain(train: RunConfigInput['train']): TrainConfig {
   return { ...train, warmup_steps: train.warmup_steps ?? Math.min(DEFAULT_WARMUP_STEPS, train.steps) };
+}
+
+/** A built-in or named tokenizer as it is; a file's path made absolute against the config's folder. */
+function tokenizerPath(spec: string, dir: string, source: string): string {
+  if (isBuiltinTokenizer(spec) || Object.hasOwn(NAMED_TOKENIZERS, spec)) return spec;
+  const file = path.resolve(dir, spec);
+  if (!existsSync(file)) {
+    const known = [...TOKENIZER_NAMES, ...Object.keys(NAMED_TOKENIZERS)].join(', ');
+    throw new ConfigError(source, [{ key: 'data.tokenizer', detail: `${file}: no such file or folder; expected ${known}, or a Hugging Face tokenizer.json (or a folder holding one; a relative path is read from the config's folder)` }]);
+  }
+  return file;
 }
 
 /** The run's name (absent: the config file's), one safe folder name since it names the run's folder. */
@@ -156,9 +190,10 @@ function checkName(name: string | undefined, source: string): string {
   throw new ConfigError(source, [{ key: 'name', detail }]);
 }
 
+/** Built-ins only: a tokenizer file must fit by the ids its dataset holds (checked when the data is opened). */
 function checkTokenizerFits(model: ModelConfig, input: RunConfigInput, source: string): void {
   const { tokenizer } = input.data;
-  if (model.vocab_size < TOKENIZER_VOCAB[tokenizer]) {
+  if (isBuiltinTokenizer(tokenizer) && model.vocab_size < TOKENIZER_VOCAB[tokenizer]) {
     throw new ConfigError(source, [{
       key: 'model.vocab_size',
       detail: `vocab_size ${model.vocab_size} is smaller than the ${TOKENIZER_VOCAB[tokenizer]} tokens of data.tokenizer ${tokenizer}`,

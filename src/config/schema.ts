@@ -50,10 +50,17 @@ const modelInputSchema = z
   .merge(z.object(modelFields).partial())
   .strict();
 
+export const PRECISIONS = ['fp32', 'tf32', 'bf16'] as const;
+export type Precision = (typeof PRECISIONS)[number];
+
 const trainSchema = z
   .object({
     steps: posInt().default(1000),
     batch_size: posInt().default(8),
+    /** Rows per forward/backward pass; the step accumulates batch_size / micro_batch_size of them. Absent: the whole batch. */
+    micro_batch_size: posInt().optional(),
+    /** Arithmetic of the products (fp32, tf32, bf16 mixed precision); absent: bf16 on CUDA, fp32 elsewhere (src/train/precision.ts). */
+    precision: z.enum(PRECISIONS).optional(),
     seq_len: posInt().default(128),
     lr: positive().default(1e-3),
     /** At most `steps`; absent: min(100, steps), so a short run needs no warm-up edit. */
@@ -85,7 +92,11 @@ const trainSchema = z
     /** When the disk cannot hold the next checkpoint: `stop` (the previous checkpoint intact) or `keep_training` to the next chance. */
     on_checkpoint_no_space: z.enum(['stop', 'keep_training']).default('stop'),
   })
-  .strict();
+  .strict()
+  .refine((t) => t.micro_batch_size === undefined || t.batch_size % t.micro_batch_size === 0, {
+    path: ['micro_batch_size'],
+    message: 'must divide train.batch_size (each step sums batch_size / micro_batch_size equal micro-batches)',
+  });
 
 /** Token ids each tokenizer can emit; the model's vocab_size must cover them. */
 export const TOKENIZER_VOCAB = Object.fromEntries(
@@ -98,9 +109,16 @@ const dataSchema = z
     corpus: z.enum(CORPUS_NAMES as [string, ...string[]]).default('brown'),
     /** Instead of corpus: files, folders or globs (prepared on first use and cached), or one prepared dataset folder. */
     source: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
+    /** Validation files or globs (C4's c4-validation.*.json.gz); exact copies of training documents are dropped from them. Absent: a hash split of the sources by val_fraction. */
+    val_source: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
+    /** Validation tokens each evaluation scores: the split's first documents, the same for every run of a study (absent: train.eval_batches batches). */
+    eval_tokens: posInt().optional(),
     /** The JSON-lines field holding the text (absent: C4's `text`). */
     text_field: z.string().min(1).optional(),
-    tokenizer: z.enum(TOKENIZER_NAMES).default('byte'),
+    /** byte, gpt2, llama, t5 (from the local Hugging Face cache), or a tokenizer.json / a folder holding one (relative: to the config's folder). */
+    tokenizer: z.string().min(1).default('byte'),
+    /** The end-of-document token of a tokenizer.json whose files do not name one. */
+    eos_token: z.string().min(1).optional(),
     /** Fraction of the documents held out for validation. */
     val_fraction: num().gt(0).lt(1).default(0.05),
     /** Seed of the train/val split by document (absent: 0, so every run of a study scores on the same documents). */
@@ -170,8 +188,9 @@ export function keysAt(path: readonly string[]): string[] | null {
   return obj ? Object.keys(obj.shape) : null;
 }
 
-// Sections are objects, some wrapped in .default({}).
+// Sections are objects, some wrapped in .default({}) or a cross-key .refine().
 function asObject(t: z.ZodTypeAny | undefined): z.AnyZodObject | null {
-  const inner = t instanceof z.ZodDefault ? t.removeDefault() : t;
+  let inner = t instanceof z.ZodDefault ? t.removeDefault() : t;
+  if (inner instanceof z.ZodEffects) inner = inner.innerType();
   return inner instanceof z.ZodObject ? inner : null;
 }

@@ -4,8 +4,10 @@
 //   them) cut into windows of T+1 tokens at stride T, so each window's targets
 //   (its last T tokens) start where the previous one's end;
 // - truncate (the Mix-LN / GaLore recipe): one row per document, its first
-//   T+1 tokens padded with the end id, and the padding's targets weigh 0 in
-//   the loss.
+//   T+1 tokens padded, and the padding's targets weigh 0 in the loss. With a
+//   T5-style tokenizer (its post-processor appends the end token) a long
+//   document's row is its first T pieces then that end token, as Hugging
+//   Face's truncation keeps the post-processor's tokens: the papers' rows.
 //
 // Every epoch visits each window (document) once, in an order drawn from
 // (seed, epoch); a batch may run across an epoch boundary. The position in that
@@ -23,6 +25,12 @@ export interface BatchPosition {
 }
 
 export type Batching = 'packed' | 'truncate';
+
+/** How truncated rows end: the padding id, and the end id a T5-style tokenizer keeps last (absent: rows are plain prefixes). */
+export interface RowEnds {
+  pad: number;
+  keepEnd?: number;
+}
 
 /** Rows of T+1 tokens, row-major [B, T+1]; `count` of them exist per epoch. */
 interface Rows {
@@ -45,8 +53,8 @@ export class Batches {
   }
 
   /** B rows per batch, each of T+1 = seqLen+1 tokens (inputs t[:T], targets t[1:]). */
-  static of(mode: Batching, split: TokenStore, batchSize: number, seqLen: number, seed: number, pad: number): Batches {
-    const rows = mode === 'packed' ? packedRows(split, seqLen) : truncatedRows(split, seqLen, pad);
+  static of(mode: Batching, split: TokenStore, batchSize: number, seqLen: number, seed: number, ends: RowEnds): Batches {
+    const rows = mode === 'packed' ? packedRows(split, seqLen) : truncatedRows(split, seqLen, ends);
     if (rows.count < 1) throw tooShort('train', split, mode, seqLen);
     return new Batches(rows, batchSize, seqLen, seed, mode === 'truncate');
   }
@@ -104,14 +112,18 @@ function packedRows(split: TokenStore, T: number): Rows {
   };
 }
 
-function truncatedRows(split: TokenStore, T: number, pad: number): Rows {
+function truncatedRows(split: TokenStore, T: number, { pad, keepEnd }: RowEnds): Rows {
   return {
     count: split.documents,
     read: (d, out, b) => {
       const { start, end } = split.document(d);
       const n = Math.min(end - start, T + 1);
-      split.read(start, n, out, b * (T + 1));
-      out.fill(pad, b * (T + 1) + n, (b + 1) * (T + 1));
+      const row = b * (T + 1);
+      if (keepEnd !== undefined && end - start > T + 1) {
+        split.read(start, T, out, row);
+        out[row + T] = keepEnd;
+      } else split.read(start, n, out, row);
+      out.fill(pad, row + n, row + T + 1);
       return n - 1; // targets are tokens 1 … n-1 of the row
     },
   };
@@ -120,23 +132,34 @@ function truncatedRows(split: TokenStore, T: number, pad: number): Rows {
 /**
  * The validation batches: the first n batches of the split in order (fewer if
  * it is short), consecutive windows (packed) or the first documents (truncate,
- * with their loss weights).
+ * with their loss weights). With `tokens`, as many leading rows as hold that
+ * many real targets instead, whatever the batch size (rows past them in the
+ * last batch weigh 0), so every run of a study scores the same tokens.
  */
 export function validationBatches(
-  mode: Batching, split: TokenStore, batchSize: number, seqLen: number, n: number, pad: number,
+  mode: Batching, split: TokenStore, batchSize: number, seqLen: number, n: number, ends: RowEnds, tokens?: number,
 ): { tokens: Int32Array[]; weights?: Float32Array[] } {
-  const rows = mode === 'packed' ? packedRows(split, seqLen) : truncatedRows(split, seqLen, pad);
-  const count = Math.min(n, Math.floor(rows.count / batchSize));
-  if (count < 1) throw tooShort('val', split, mode, seqLen, batchSize);
-  const tokens = Array.from({ length: count }, () => new Int32Array(batchSize * (seqLen + 1)));
+  const rows = mode === 'packed' ? packedRows(split, seqLen) : truncatedRows(split, seqLen, ends);
+  const scratch = new Int32Array(seqLen + 1);
+  const wanted = tokens === undefined ? undefined : rowsHolding(rows, tokens, scratch);
+  const count = wanted === undefined ? Math.min(n, Math.floor(rows.count / batchSize)) : Math.ceil(wanted / batchSize);
+  if (count < 1 || (wanted !== undefined && count * batchSize > rows.count)) throw tooShort('val', split, mode, seqLen, batchSize);
+  const batches = Array.from({ length: count }, () => new Int32Array(batchSize * (seqLen + 1)));
   const weights = Array.from({ length: count }, () => new Float32Array(batchSize * seqLen));
-  tokens.forEach((batch, i) => {
+  batches.forEach((batch, i) => {
     for (let b = 0; b < batchSize; b++) {
       const real = rows.read(i * batchSize + b, batch, b);
-      weights[i].fill(1, b * seqLen, b * seqLen + real);
+      if (wanted === undefined || i * batchSize + b < wanted) weights[i].fill(1, b * seqLen, b * seqLen + real);
     }
   });
-  return mode === 'truncate' ? { tokens, weights } : { tokens };
+  return mode === 'truncate' || wanted !== undefined ? { tokens: batches, weights } : { tokens: batches };
+}
+
+/** How many leading rows hold at least `tokens` real targets (all of them if fewer). */
+function rowsHolding(rows: Rows, tokens: number, scratch: Int32Array): number {
+  let sum = 0, r = 0;
+  while (sum < tokens && r < rows.count) sum += rows.read(r++, scratch, 0);
+  return r;
 }
 
 function tooShort(split: string, store: TokenStore, mode: Batching, seqLen: number, batchSize = 1): DataError {

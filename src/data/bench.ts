@@ -11,11 +11,11 @@ import { join, resolve } from 'node:path';
 import { once } from 'node:events';
 import { createGzip } from 'node:zlib';
 import { type Batching, Batches } from './batches.ts';
-import { openDataset } from './dataset.ts';
+import { openDataset, rowEnds } from './dataset.ts';
 import { prepareDataset } from './prepare.ts';
 import { Rng } from './rng.ts';
 import { textSource } from './sources.ts';
-import { TOKENIZER_NAMES, type TokenizerName } from './tokenizers.ts';
+import { TOKENIZER_NAMES } from './tokenizers.ts';
 
 const MiB = 2 ** 20;
 const BIN = resolve(import.meta.dirname, '..', '..', 'bin', 'normlab');
@@ -54,7 +54,9 @@ export interface DataBenchOptions {
   sampleMiB: number;
   /** Text of the large prepare whose peak memory is measured; 0 skips it. */
   bigGiB: number;
-  bigTokenizer: TokenizerName;
+  bigTokenizer: string;
+  /** tokenizer.json files (or t5) measured besides the built-ins. */
+  fileTokenizers: string[];
   workers: number;
   batchSize: number;
   seqLen: number;
@@ -74,8 +76,8 @@ export async function benchData(opts: DataBenchOptions): Promise<DataBenchReport
   const sample = join(opts.dir, 'sample.json.gz');
   const written = await writeSyntheticC4(sample, opts.sampleMiB * MiB);
   opts.log(`sample: ${(written.textBytes / MiB).toFixed(1)} MiB of text in ${written.documents} documents (${(written.fileBytes / MiB).toFixed(1)} MiB gzipped)`);
-  for (const tokenizer of TOKENIZER_NAMES) {
-    const r = await prepareDataset({ sources: [sample], tokenizer, out: join(opts.dir, `sample-${tokenizer}`), workers: opts.workers, force: true });
+  for (const [i, tokenizer] of [...TOKENIZER_NAMES, ...opts.fileTokenizers].entries()) {
+    const r = await prepareDataset({ sources: [sample], tokenizer, out: join(opts.dir, `sample-${i < TOKENIZER_NAMES.length ? tokenizer : `file${i}`}`), workers: opts.workers, force: true });
     const tokens = r.meta.train.tokens + r.meta.val.tokens;
     const documents = r.meta.train.documents + r.meta.val.documents;
     const row = {
@@ -96,7 +98,7 @@ export async function benchData(opts: DataBenchOptions): Promise<DataBenchReport
 
 function measureBatching(dir: string, mode: Batching, batchSize: number, seqLen: number): DataBenchReport['batching'][number] {
   const { meta, train } = openDataset(dir);
-  const batches = Batches.of(mode, train, batchSize, seqLen, 0, meta.eot);
+  const batches = Batches.of(mode, train, batchSize, seqLen, 0, rowEnds(meta));
   let n = 0;
   const started = performance.now();
   while (performance.now() - started < 2000) {

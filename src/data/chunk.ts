@@ -1,16 +1,20 @@
 // One chunk of source → token ids, in a worker thread (or inline for small
-// inputs): decode, parse JSON lines, pick the text field, tokenize, and append
-// the end-of-document id. A bad line is an error naming file and line, or,
+// inputs): decode, parse JSON lines, pick the text field, tokenize in one
+// batch, and end each document with the end-of-document id (appended unless
+// the tokenizer's post-processor already put it there). A bad line is an error naming file and line, or,
 // with skipBadLines, counted and left out.
 
-import { dtypeFor, type TokenArray } from './dataset.ts';
+import { createHash } from 'node:crypto';
+import { dtypeFor, newTokenArray, type TokenArray } from './dataset.ts';
 import { DataError } from './errors.ts';
 import type { Chunk } from './read.ts';
-import type { Tokenizer } from './tokenizers.ts';
+import type { BatchTokenizer } from './tokenizers.ts';
 
 export interface ChunkOptions {
   textField: string;
   skipBadLines: boolean;
+  /** Also return each document's text hash (duplicates between train and validation). */
+  hashDocuments?: boolean;
 }
 
 export interface ChunkResult {
@@ -18,6 +22,12 @@ export interface ChunkResult {
   tokens: TokenArray;
   /** Each document's length in `tokens`. */
   lengths: Uint32Array;
+  /** The largest id in `tokens` (-1 when empty). */
+  maxId: number;
+  /** UTF-8 bytes of the documents' text (what throughput is measured in). */
+  textBytes: number;
+  /** With hashDocuments: each document's text hash, in order. */
+  hashes?: string[];
   emptyDocuments: number;
   badLines: number;
   /** The first few bad lines' messages, for the summary. */
@@ -27,26 +37,34 @@ export interface ChunkResult {
 const EXAMPLES = 5;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-export function tokenizeChunk(chunk: Chunk, tok: Tokenizer, opts: ChunkOptions): ChunkResult {
-  const docs: ArrayLike<number>[] = [];
-  const result = { emptyDocuments: 0, badLines: 0, badExamples: [] as string[] };
+export async function tokenizeChunk(chunk: Chunk, tok: BatchTokenizer, opts: ChunkOptions): Promise<ChunkResult> {
+  const result = { emptyDocuments: 0, badLines: 0, badExamples: [] as string[], textBytes: 0 };
   const bad = (message: string) => {
     if (!opts.skipBadLines) throw new DataError(`${message}; fix it, or pass --skip-bad-lines (data.skip_bad_lines) to skip such lines`);
     if (result.badLines++ < EXAMPLES) result.badExamples.push(message);
   };
+  const batch: string[] = [];
+  const labels: string[] = [];
   for (const { label, text, error } of texts(chunk, opts.textField)) {
     if (error !== undefined) bad(`${label}: ${error}`);
     else if (text === '') result.emptyDocuments++;
     else {
-      try {
-        docs.push(tok.encode(text!));
-      } catch (e) {
-        if (!(e instanceof DataError)) throw e;
-        bad(`${label}: ${e.message}`);
-      }
+      batch.push(text!);
+      labels.push(label);
+      result.textBytes += Buffer.byteLength(text!);
     }
   }
-  return { ...concatenate(docs, tok), ...result };
+  const { ids, errors } = await tok.encodeBatch(batch);
+  const docs: ArrayLike<number>[] = [];
+  const hashes: string[] = [];
+  ids.forEach((doc, i) => {
+    if (doc === null) bad(`${labels[i]}: ${errors[i]}`);
+    else {
+      docs.push(doc);
+      if (opts.hashDocuments) hashes.push(createHash('sha1').update(batch[i]).digest('base64'));
+    }
+  });
+  return { ...concatenate(docs, tok.info), ...result, ...(opts.hashDocuments && { hashes }) };
 }
 
 type Text = { label: string; text?: string; error?: string };
@@ -102,15 +120,18 @@ function parseLine(line: string, field: string): { text?: string; error?: string
   return { error: `the "${field}" field is ${text === null ? 'null' : `a ${typeof text}`}, not a string` };
 }
 
-function concatenate(docs: ArrayLike<number>[], tok: Tokenizer): { tokens: TokenArray; lengths: Uint32Array } {
-  const lengths = Uint32Array.from(docs, (d) => d.length + 1);
+function concatenate(docs: ArrayLike<number>[], tok: BatchTokenizer['info']): { tokens: TokenArray; lengths: Uint32Array; maxId: number } {
+  const extra = tok.appendsEnd ? 0 : 1;
+  const lengths = Uint32Array.from(docs, (d) => d.length + extra);
   const total = lengths.reduce((n, x) => n + x, 0);
-  const tokens = dtypeFor(tok.vocabSize) === 'uint16' ? new Uint16Array(total) : new Uint32Array(total);
+  const tokens = newTokenArray(dtypeFor(tok.vocabSize), total);
   let at = 0;
+  let maxId = -1;
   for (const doc of docs) {
     tokens.set(doc, at);
-    tokens[at + doc.length] = tok.eot;
-    at += doc.length + 1;
+    at += doc.length;
+    if (extra) tokens[at++] = tok.eot;
   }
-  return { tokens, lengths };
+  for (let i = 0; i < total; i++) if (tokens[i] > maxId) maxId = tokens[i];
+  return { tokens, lengths, maxId };
 }

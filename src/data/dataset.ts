@@ -2,7 +2,7 @@
 // split and meta.json, written last, which makes the folder a dataset:
 //
 //   meta.json           tokenizer, vocabulary, dtype, sources with sizes and sha256, split rule, counts
-//   train-00000.bin …   token ids, little-endian uint16 (uint32 when the vocabulary needs it); documents
+//   train-00000.bin …   token ids: uint8 (byte tokenizer), little-endian uint16, or uint32 when the vocabulary needs it; documents
 //                       concatenated, each followed by the tokenizer's end-of-document id
 //   train.idx           little-endian uint64: where each document starts in the split, then the split's length
 //   val-00000.bin …, val.idx
@@ -13,14 +13,13 @@ import { createHash } from 'node:crypto';
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { DataError } from './errors.ts';
-import type { TokenizerName } from './tokenizers.ts';
 
 /** Bump when the layout or meaning changes, so old datasets are prepared again, not misread. */
-export const FORMAT = 'normlab-tokens/2';
+export const FORMAT = 'normlab-tokens/3';
 const SPLITS = ['train', 'val'] as const;
 export type Split = (typeof SPLITS)[number];
-export type Dtype = 'uint16' | 'uint32';
-export type TokenArray = Uint16Array | Uint32Array;
+export type Dtype = 'uint8' | 'uint16' | 'uint32';
+export type TokenArray = Uint8Array | Uint16Array | Uint32Array;
 
 export interface SourceRecord {
   /** Absolute path of a file, or `corpus:<name>` for an embedded corpus. */
@@ -41,24 +40,44 @@ export interface DatasetMeta {
   format: typeof FORMAT;
   /** sha256 of the prepare inputs (sources, tokenizer, text field, split): what a reuse is checked against. */
   key: string;
-  tokenizer: TokenizerName;
+  /** A built-in name, `t5`, or the tokenizer.json's path when prepared. */
+  tokenizer: string;
+  /** sha256 of the tokenizer.json: a dataset's tokenizer identity when it came from a file. */
+  tokenizerSha256?: string;
   vocabSize: number;
   eot: number;
+  /** Truncated rows' padding id. */
+  pad: number;
+  /** The tokenizer's post-processor ends each document with `eot` (T5): truncated rows keep it after the kept pieces. */
+  appendsEnd: boolean;
+  /** The largest id the dataset holds, and its token: what must fit model.vocab_size. */
+  maxId: number;
+  maxToken?: string;
   dtype: Dtype;
   textField: string;
   sources: SourceRecord[];
-  split: { rule: string; seed: number; valFraction: number };
+  /** With validation sources: their files, and how many of their documents were dropped as exact copies of training documents. */
+  split: { rule: string; seed: number; valFraction: number; valSources?: string[]; duplicatesDropped?: number };
   train: SplitRecord;
   val: SplitRecord;
+  /** UTF-8 bytes of the documents' text, uncompressed. */
+  textBytes: number;
   /** Lines left out by --skip-bad-lines, and documents with no text (which have nothing to learn). */
   skipped: { badLines: number; emptyDocuments: number };
   created: string;
 }
 
+/** How a dataset's truncated rows end (batches.ts). */
+export const rowEnds = (meta: DatasetMeta) => ({ pad: meta.pad, ...(meta.appendsEnd && { keepEnd: meta.eot }) });
+
+export const SOURCE_SPLIT_RULE = 'training sources are train; validation sources are val, less documents whose text equals a training document\'s';
 export const SPLIT_RULE = 'document i (0-based, in source order) is validation iff hash32(seed, i) / 2^32 < valFraction';
 
-export const bytesPerToken = (dtype: Dtype) => (dtype === 'uint16' ? 2 : 4);
-export const dtypeFor = (vocabSize: number): Dtype => (vocabSize <= 2 ** 16 ? 'uint16' : 'uint32');
+export const bytesPerToken = (dtype: Dtype) => ({ uint8: 1, uint16: 2, uint32: 4 })[dtype];
+export const dtypeFor = (vocabSize: number): Dtype => (vocabSize <= 2 ** 8 ? 'uint8' : vocabSize <= 2 ** 16 ? 'uint16' : 'uint32');
+export function newTokenArray(dtype: Dtype, length: number): TokenArray {
+  return dtype === 'uint8' ? new Uint8Array(length) : dtype === 'uint16' ? new Uint16Array(length) : new Uint32Array(length);
+}
 export const shardName = (split: Split, i: number) => `${split}-${String(i).padStart(5, '0')}.bin`;
 export const indexName = (split: Split) => `${split}.idx`;
 
@@ -156,7 +175,7 @@ export class SplitReader implements TokenStore {
       const shard = this.shardAt(at);
       const n = Math.min(count - done, shard.start + shard.tokens - at, this.scratch.length / this.bytes);
       const raw = this.pread(shard, (at - shard.start) * this.bytes, n * this.bytes);
-      const ids = this.bytes === 2 ? new Uint16Array(raw.buffer, 0, n) : new Uint32Array(raw.buffer, 0, n);
+      const ids = this.bytes === 1 ? raw.subarray(0, n) : this.bytes === 2 ? new Uint16Array(raw.buffer, 0, n) : new Uint32Array(raw.buffer, 0, n);
       for (let i = 0; i < n; i++) {
         if (ids[i] >= this.vocabLimit) throw this.outOfVocab(ids[i], shard.path, at - shard.start + i);
         out[offset + done + i] = ids[i];

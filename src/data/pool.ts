@@ -7,10 +7,10 @@ import { Worker } from 'node:worker_threads';
 import { type ChunkOptions, type ChunkResult, tokenizeChunk } from './chunk.ts';
 import { DataError } from './errors.ts';
 import type { Chunk } from './read.ts';
-import { loadTokenizer, type TokenizerName } from './tokenizers.ts';
+import { type AnyTokenizerInfo, loadBatchTokenizer } from './tokenizers.ts';
 
 export interface PoolOptions extends ChunkOptions {
-  tokenizer: TokenizerName;
+  tokenizer: AnyTokenizerInfo;
 }
 
 export interface TokenizerPool {
@@ -27,19 +27,35 @@ const INLINE_BELOW_BYTES = 16 << 20;
  * measured preparing 1 GiB (byte, gpt2) and 256 MiB (llama, its word cache full)
  * of synthetic C4; the main thread holds ~250 MiB. The budget keeps a prepare under 1 GiB.
  */
-const WORKER_MIB: Record<TokenizerName, number> = { byte: 110, gpt2: 160, llama: 200 };
+const WORKER_MIB: Record<string, number> = { byte: 110, gpt2: 160, llama: 200, file: 250 };
 const WORKERS_BUDGET_MIB = 700;
 
-export function defaultWorkers(sourceBytes: number, tokenizer: TokenizerName): number {
+export function defaultWorkers(sourceBytes: number, tokenizer: AnyTokenizerInfo): number {
   if (sourceBytes < INLINE_BELOW_BYTES) return 0;
-  return Math.max(1, Math.min(availableParallelism(), Math.floor(WORKERS_BUDGET_MIB / WORKER_MIB[tokenizer])));
+  const cores = tokenizer.file ? fileWorkers() : availableParallelism();
+  return Math.max(1, Math.min(cores, Math.floor(WORKERS_BUDGET_MIB / WORKER_MIB[tokenizer.file ? 'file' : tokenizer.name])));
+}
+
+/**
+ * A tokenizer.json encodes each batch on the library's Rust thread pool (one
+ * per process, shared by every worker thread): it gets the cores, and the
+ * workers (JSON parsing, framing) are few, so the two do not oversubscribe.
+ */
+function fileWorkers(): number {
+  return Math.max(1, Math.floor(availableParallelism() / 2));
+}
+
+/** Sizes the Rust pool before the library first starts it (it reads the variable once). */
+export function sizeRustPool(): void {
+  process.env.RAYON_NUM_THREADS ??= String(availableParallelism());
 }
 
 /** workers = 0 tokenizes on this thread. */
 export async function startPool(opts: PoolOptions, workers: number): Promise<TokenizerPool> {
+  if (opts.tokenizer.file) sizeRustPool();
   if (workers === 0) {
-    const tok = await loadTokenizer(opts.tokenizer);
-    return { capacity: 1, run: async (chunk) => tokenizeChunk(chunk, tok, opts), close: async () => {} };
+    const tok = await loadBatchTokenizer(opts.tokenizer);
+    return { capacity: 1, run: (chunk) => tokenizeChunk(chunk, tok, opts), close: async () => {} };
   }
   return new WorkerPool(opts, workers);
 }

@@ -7,20 +7,26 @@ import { createHash } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { ChunkResult } from './chunk.ts';
-import { type DatasetMeta, dtypeFor, FORMAT, isPreparedDataset, readMeta, type SourceRecord, SPLIT_RULE, type Split } from './dataset.ts';
+import { type DatasetMeta, dtypeFor, FORMAT, isPreparedDataset, readMeta, type SourceRecord, SOURCE_SPLIT_RULE, SPLIT_RULE, type Split } from './dataset.ts';
 import { DataError } from './errors.ts';
-import { defaultWorkers, startPool } from './pool.ts';
-import { readChunks } from './read.ts';
+import { defaultWorkers, startPool, type TokenizerPool } from './pool.ts';
+import { type ReadProgress, readChunks } from './read.ts';
 import { hash32 } from './rng.ts';
 import { resolveSources, type SourceEntry } from './sources.ts';
-import { tokenizerInfo, type TokenizerName } from './tokenizers.ts';
+import { tokenText } from './hf.ts';
+import { type AnyTokenizerInfo, tokenizerInfo } from './tokenizers.ts';
 import { SplitWriter, writeFileDurably } from './writer.ts';
 
 export interface PrepareOptions {
   /** Corpus names, files, folders, globs (see sources.ts). */
   sources: readonly string[];
+  /** A built-in name, `t5`, or a tokenizer.json (or a folder holding one). */
   tokenizer: string;
+  /** The end-of-document token of a tokenizer.json, when its files do not tell. */
+  eosToken?: string;
   out: string;
+  /** Validation sources (C4's c4-validation.*.json.gz): all their documents but those training also holds are the val split; absent: the hash split. */
+  valSources?: readonly string[];
   /** The JSON-lines field holding the text; C4's `text` by default. */
   textField?: string;
   valFraction?: number;
@@ -38,6 +44,8 @@ export interface PrepareOptions {
 
 export interface PrepareProgress {
   sourceBytes: number;
+  /** Uncompressed text tokenized so far. */
+  textBytes: number;
   totalSourceBytes: number;
   documents: number;
   tokens: number;
@@ -56,16 +64,23 @@ export interface PrepareResult {
 
 export const DEFAULTS = { textField: 'text', valFraction: 0.05, splitSeed: 0, shardTokens: 1 << 27 } as const;
 
-type Inputs = Required<Pick<PrepareOptions, 'textField' | 'valFraction' | 'splitSeed' | 'skipBadLines'>> & { tokenizer: TokenizerName };
+/** `tokenizer`: a built-in name, or `sha256:<hex>` of a tokenizer.json (its identity, wherever the file lies). */
+type Inputs = Required<Pick<PrepareOptions, 'textField' | 'valFraction' | 'splitSeed' | 'skipBadLines'>> & { tokenizer: string; eosToken?: string };
+
+/** The prepare inputs' tokenizer identity. */
+export const tokenizerIdentity = (info: AnyTokenizerInfo) => (info.file ? `sha256:${info.file.sha256}` : info.name);
 
 export async function prepareDataset(opts: PrepareOptions): Promise<PrepareResult> {
   const started = performance.now();
-  const inputs = checkInputs(opts);
+  const info = tokenizerInfo(opts.tokenizer, opts.eosToken);
+  const inputs = checkInputs(opts, info);
   const entries = resolveSources(opts.sources);
-  const key = inputKey(entries, inputs);
+  const valEntries = opts.valSources ? resolveSources(opts.valSources) : [];
+  checkDisjoint(entries, valEntries);
+  const key = inputKey(entries, inputs, valEntries);
   const out = resolve(opts.out);
   const elapsed = () => (performance.now() - started) / 1000;
-  const upToDate = !opts.force && reusable(out, key, entries);
+  const upToDate = !opts.force && reusable(out, key, [...entries, ...valEntries]);
   if (upToDate) return { dir: out, meta: upToDate, reused: true, seconds: elapsed(), workers: 0, badExamples: [] };
   if (existsSync(out) && !isPreparedDataset(out) && readdirSync(out).length > 0) {
     throw new DataError(`${out}: the folder exists and is not a prepared dataset; refusing to write into it: choose a new or empty --out`);
@@ -74,8 +89,8 @@ export async function prepareDataset(opts: PrepareOptions): Promise<PrepareResul
   const tmp = `${out}.partial-${process.pid}-${Date.now()}`;
   mkdirSync(tmp, { recursive: true });
   try {
-    const workers = opts.workers ?? defaultWorkers(entries.reduce((n, e) => n + ('bytes' in e ? e.bytes : 0), 0), inputs.tokenizer);
-    const built = await build(tmp, entries, inputs, key, workers, { ...opts, started });
+    const workers = opts.workers ?? defaultWorkers([...entries, ...valEntries].reduce((n, e) => n + ('bytes' in e ? e.bytes : 0), 0), info);
+    const built = await build(tmp, entries, valEntries, inputs, info, key, workers, { ...opts, started });
     writeFileDurably(join(tmp, 'meta.json'), JSON.stringify(built.meta, null, 2) + '\n');
     moveIntoPlace(tmp, out);
     return { dir: out, meta: built.meta, reused: false, seconds: elapsed(), workers, badExamples: built.badExamples };
@@ -84,9 +99,10 @@ export async function prepareDataset(opts: PrepareOptions): Promise<PrepareResul
   }
 }
 
-function checkInputs(opts: PrepareOptions): Inputs {
+function checkInputs(opts: PrepareOptions, info: AnyTokenizerInfo): Inputs {
   const inputs = {
-    tokenizer: tokenizerInfo(opts.tokenizer).name,
+    tokenizer: tokenizerIdentity(info),
+    ...(opts.eosToken !== undefined && info.file && { eosToken: opts.eosToken }),
     textField: opts.textField ?? DEFAULTS.textField,
     valFraction: opts.valFraction ?? DEFAULTS.valFraction,
     splitSeed: opts.splitSeed ?? DEFAULTS.splitSeed,
@@ -99,8 +115,8 @@ function checkInputs(opts: PrepareOptions): Inputs {
 }
 
 /** sha256 of everything the tokens depend on but the sources' content (checked separately, by size, time and hash). */
-export function inputKey(entries: SourceEntry[], inputs: Inputs): string {
-  const identity = { FORMAT, sources: entries.map((e) => e.id), ...inputs };
+export function inputKey(entries: SourceEntry[], inputs: Inputs, valEntries: SourceEntry[] = []): string {
+  const identity = { FORMAT, sources: entries.map((e) => e.id), ...(valEntries.length > 0 && { valSources: valEntries.map((e) => e.id) }), ...inputs };
   return createHash('sha256').update(JSON.stringify(identity)).digest('hex');
 }
 
@@ -144,64 +160,117 @@ interface BuildContext {
   signal?: AbortSignal;
 }
 
-async function build(dir: string, entries: SourceEntry[], inputs: Inputs, key: string, workers: number, ctx: BuildContext) {
-  const info = tokenizerInfo(inputs.tokenizer);
+/**
+ * Hash split: document i goes by hash32(seed, i). With validation sources:
+ * they are read first for their documents' hashes, the training sources are
+ * written to train noting which of those hashes they hold, then the validation
+ * sources are read again and written to val without the documents training
+ * also holds (C4-like crawls repeat pages).
+ */
+async function build(
+  dir: string, entries: SourceEntry[], valEntries: SourceEntry[], inputs: Inputs, info: AnyTokenizerInfo, key: string, workers: number, ctx: BuildContext,
+) {
   const dtype = dtypeFor(info.vocabSize);
   const writers: Record<Split, SplitWriter> = {
     train: new SplitWriter(dir, 'train', dtype, ctx.shardTokens ?? DEFAULTS.shardTokens),
     val: new SplitWriter(dir, 'val', dtype, ctx.shardTokens ?? DEFAULTS.shardTokens),
   };
-  const totalSourceBytes = entries.reduce((n, e) => n + ('bytes' in e ? e.bytes : 0), 0);
-  const tally = { sourceBytes: 0, documents: 0, tokens: 0, badLines: 0, emptyDocuments: 0, badExamples: [] as string[] };
+  const bytesOf = (list: SourceEntry[]) => list.reduce((n, e) => n + ('bytes' in e ? e.bytes : 0), 0);
+  const totalSourceBytes = bytesOf(entries) + 2 * bytesOf(valEntries);
+  const tally = { sourceBytes: 0, textBytes: 0, documents: 0, tokens: 0, maxId: -1, badLines: 0, emptyDocuments: 0, duplicates: 0, badExamples: [] as string[] };
   const perSource = new Map<string, number>();
   const sources: SourceRecord[] = [];
-  const write = (source: string, r: ChunkResult) => {
-    let at = 0;
-    for (const length of r.lengths) {
-      const split = hash32(inputs.splitSeed, tally.documents) / 2 ** 32 < inputs.valFraction ? 'val' : 'train';
-      writers[split].add(r.tokens.subarray(at, at + length));
-      at += length;
-      tally.documents++;
-    }
+  const counted = (source: string, r: ChunkResult) => {
     perSource.set(source, (perSource.get(source) ?? 0) + r.lengths.length);
-    tally.tokens += r.tokens.length;
+    tally.maxId = Math.max(tally.maxId, r.maxId);
+    tally.textBytes += r.textBytes;
     tally.badLines += r.badLines;
     tally.emptyDocuments += r.emptyDocuments;
     tally.badExamples.push(...r.badExamples.slice(0, 5 - tally.badExamples.length));
     ctx.onProgress?.({ ...tally, totalSourceBytes: Math.max(totalSourceBytes, tally.sourceBytes), seconds: (performance.now() - ctx.started) / 1000 });
   };
-
-  const pool = await startPool(inputs, workers);
-  try {
-    const inFlight: { source: string; result: Promise<ChunkResult> }[] = [];
-    const progress = { onBytes: (n: number) => { tally.sourceBytes += n; }, onSource: (r: SourceRecord) => { sources.push(r); } };
-    for await (const chunk of readChunks(entries, progress)) {
-      ctx.signal?.throwIfAborted();
-      const result = pool.run(chunk);
-      result.catch(() => {}); // awaited in order below; a later chunk's failure must not be an unhandled rejection meanwhile
-      inFlight.push({ source: chunk.source, result });
-      if (inFlight.length >= pool.capacity) {
-        const next = inFlight.shift()!;
-        write(next.source, await next.result);
+  const writeDocs = (r: ChunkResult, splitOf: (d: number) => Split | null) => {
+    let at = 0;
+    r.lengths.forEach((length, d) => {
+      const split = splitOf(d);
+      if (split) {
+        writers[split].add(r.tokens.subarray(at, at + length));
+        tally.tokens += length;
+        tally.documents++;
       }
+      at += length;
+    });
+  };
+
+  const pool = await startPool({ ...inputs, tokenizer: info, hashDocuments: valEntries.length > 0 }, workers);
+  const progress = { onBytes: (n: number) => { tally.sourceBytes += n; }, onSource: (r: SourceRecord) => { sources.push(r); } };
+  const quiet = { onBytes: progress.onBytes, onSource: () => {} };
+  try {
+    if (valEntries.length === 0) {
+      let i = 0;
+      await stream(pool, entries, progress, ctx, (source, r) => {
+        writeDocs(r, () => (hash32(inputs.splitSeed, i++) / 2 ** 32 < inputs.valFraction ? 'val' : 'train'));
+        counted(source, r);
+      });
+    } else {
+      const valHashes = new Set<string>();
+      await stream(pool, valEntries, quiet, ctx, (_, r) => { for (const h of r.hashes!) valHashes.add(h); });
+      const inTrain = new Set<string>();
+      await stream(pool, entries, progress, ctx, (source, r) => {
+        for (const h of r.hashes!) if (valHashes.has(h)) inTrain.add(h);
+        writeDocs(r, () => 'train');
+        counted(source, r);
+      });
+      await stream(pool, valEntries, progress, ctx, (source, r) => {
+        writeDocs(r, (d) => (inTrain.has(r.hashes![d]) ? (tally.duplicates++, null) : 'val'));
+        counted(source, r);
+      });
     }
-    for (const next of inFlight) write(next.source, await next.result);
   } finally {
     await pool.close();
   }
   ctx.signal?.throwIfAborted();
-  checkEverySourceHasDocuments(entries, perSource);
+  checkEverySourceHasDocuments([...entries, ...valEntries], perSource);
   const split = { train: writers.train.finish(), val: writers.val.finish() };
-  checkSplit(split.train.documents, split.val.documents, inputs.valFraction);
+  checkSplit(split.train.documents, split.val.documents, inputs.valFraction, valEntries.length > 0);
   const meta: DatasetMeta = {
-    format: FORMAT, key, tokenizer: info.name, vocabSize: info.vocabSize, eot: info.eot, dtype,
+    format: FORMAT, key, tokenizer: info.name, ...(info.file && { tokenizerSha256: info.file.sha256 }),
+    vocabSize: info.vocabSize, eot: info.eot, pad: info.pad, appendsEnd: info.appendsEnd,
+    maxId: tally.maxId, ...(info.file && { maxToken: tokenText(info, tally.maxId) }), dtype,
     textField: inputs.textField, sources,
-    split: { rule: SPLIT_RULE, seed: inputs.splitSeed, valFraction: inputs.valFraction },
+    split: valEntries.length > 0
+      ? { rule: SOURCE_SPLIT_RULE, seed: inputs.splitSeed, valFraction: inputs.valFraction, valSources: valEntries.map((e) => e.id), duplicatesDropped: tally.duplicates }
+      : { rule: SPLIT_RULE, seed: inputs.splitSeed, valFraction: inputs.valFraction },
     train: split.train, val: split.val,
+    textBytes: tally.textBytes,
     skipped: { badLines: tally.badLines, emptyDocuments: tally.emptyDocuments },
     created: new Date().toISOString(),
   };
   return { meta, badExamples: tally.badExamples };
+}
+
+/** Every chunk of `entries` through the pool, results handed on in source order. */
+async function stream(
+  pool: TokenizerPool, entries: SourceEntry[], progress: ReadProgress, ctx: BuildContext, onResult: (source: string, r: ChunkResult) => void,
+): Promise<void> {
+  const inFlight: { source: string; result: Promise<ChunkResult> }[] = [];
+  for await (const chunk of readChunks(entries, progress)) {
+    ctx.signal?.throwIfAborted();
+    const result = pool.run(chunk);
+    result.catch(() => {}); // awaited in order below; a later chunk's failure must not be an unhandled rejection meanwhile
+    inFlight.push({ source: chunk.source, result });
+    if (inFlight.length >= pool.capacity) {
+      const next = inFlight.shift()!;
+      onResult(next.source, await next.result);
+    }
+  }
+  for (const next of inFlight) onResult(next.source, await next.result);
+}
+
+function checkDisjoint(entries: SourceEntry[], valEntries: SourceEntry[]): void {
+  const train = new Set(entries.map((e) => e.id));
+  const both = valEntries.find((e) => train.has(e.id));
+  if (both) throw new DataError(`${both.id}: named as both a training source (data.source) and a validation source (data.val_source); name each file once`);
 }
 
 function checkEverySourceHasDocuments(entries: SourceEntry[], perSource: Map<string, number>): void {
@@ -210,7 +279,8 @@ function checkEverySourceHasDocuments(entries: SourceEntry[], perSource: Map<str
   }
 }
 
-function checkSplit(train: number, val: number, valFraction: number): void {
+function checkSplit(train: number, val: number, valFraction: number, bySource: boolean): void {
+  if (bySource && val === 0) throw new DataError('every validation document is also a training document (dropped as duplicates): the validation set is empty; name other validation sources');
   if (val === 0 || train === 0) {
     const empty = val === 0 ? 'validation' : 'training';
     throw new DataError(

@@ -1,9 +1,11 @@
 // Tokenizers: text ↔ token ids, each with an end-of-document id that the
-// token stream puts after every document. What a tokenizer is (vocabulary,
-// end id) is known without loading it; the BPE tables load on first use, so
-// validating a config does not pay for them.
+// token stream puts after every document. What a built-in tokenizer is
+// (vocabulary, end id) is known without loading it; the BPE tables load on
+// first use, so validating a config does not pay for them. Any other
+// tokenizer is a Hugging Face tokenizer.json (hf.ts).
 
-import { DataError, unknownName } from './errors.ts';
+import { DataError } from './errors.ts';
+import { type FileTokenizerInfo, fileTokenizerInfo, loadFileTokenizer } from './hf.ts';
 
 export const TOKENIZER_NAMES = ['byte', 'gpt2', 'llama'] as const;
 export type TokenizerName = (typeof TOKENIZER_NAMES)[number];
@@ -12,6 +14,25 @@ export interface TokenizerInfo {
   vocabSize: number;
   /** End of document; appended after each document, never produced by encode(). */
   eot: number;
+}
+
+/** What any tokenizer is, built-in or from a file, known before tokenizing anything. */
+export interface AnyTokenizerInfo extends TokenizerInfo {
+  /** A built-in name, `t5`, or the tokenizer.json's absolute path. */
+  name: string;
+  /** Truncated rows' padding (the end id for built-ins). */
+  pad: number;
+  /** Its post-processor already ends every document with `eot` (T5's appends </s>): none is added. */
+  appendsEnd: boolean;
+  /** For a tokenizer.json: its path, sha256 (its identity) and the tokenizer_config.json beside it. */
+  file?: FileTokenizerInfo['file'];
+}
+
+/** Batch encoding for the prepare workers: each document's ids, with what the tokenizer's post-processor adds. */
+export interface BatchTokenizer {
+  info: AnyTokenizerInfo;
+  /** null for a document the tokenizer refuses (a DataError message in `errors[i]`). */
+  encodeBatch(texts: string[]): Promise<{ ids: (ArrayLike<number> | null)[]; errors: (string | undefined)[] }>;
 }
 
 export const TOKENIZER_INFO: Record<TokenizerName, TokenizerInfo> = {
@@ -30,9 +51,18 @@ function isTokenizerName(name: string): name is TokenizerName {
   return (TOKENIZER_NAMES as readonly string[]).includes(name);
 }
 
-export function tokenizerInfo(name: string): TokenizerInfo & { name: TokenizerName } {
-  if (!isTokenizerName(name)) throw unknownName('tokenizer', name, [...TOKENIZER_NAMES]);
-  return { name, ...TOKENIZER_INFO[name] };
+export function isBuiltinTokenizer(spec: string): spec is TokenizerName {
+  return isTokenizerName(spec);
+}
+
+/**
+ * A built-in name, `t5` (looked up in the local Hugging Face cache), or a
+ * tokenizer.json path or a folder holding one (relative: to the working
+ * folder; configs resolve theirs against their own folder first).
+ */
+export function tokenizerInfo(spec: string, eosToken?: string): AnyTokenizerInfo {
+  if (!isTokenizerName(spec)) return fileTokenizerInfo(spec, eosToken);
+  return { name: spec, ...TOKENIZER_INFO[spec], pad: TOKENIZER_INFO[spec].eot, appendsEnd: false };
 }
 
 const utf8 = new TextDecoder();
@@ -74,5 +104,28 @@ const loaders: Record<TokenizerName, () => Tokenizer | Promise<Tokenizer>> = {
 };
 
 export async function loadTokenizer(name: string): Promise<Tokenizer> {
-  return loaders[tokenizerInfo(name).name]();
+  if (!isTokenizerName(name)) throw new DataError(`'${name}' is not a built-in tokenizer; known: ${TOKENIZER_NAMES.join(', ')}`);
+  return loaders[name]();
+}
+
+/** Any tokenizer as the prepare workers use it. */
+export async function loadBatchTokenizer(info: AnyTokenizerInfo): Promise<BatchTokenizer> {
+  if (info.file) return loadFileTokenizer(info);
+  const tok = await loadTokenizer(info.name);
+  return {
+    info,
+    encodeBatch: async (texts) => {
+      const errors: (string | undefined)[] = [];
+      const ids = texts.map((text, i) => {
+        try {
+          return tok.encode(text);
+        } catch (e) {
+          if (!(e instanceof DataError)) throw e;
+          errors[i] = e.message;
+          return null;
+        }
+      });
+      return { ids, errors };
+    },
+  };
 }

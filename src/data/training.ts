@@ -4,19 +4,26 @@
 
 import { join, resolve } from 'node:path';
 import { type Batching, type BatchPosition, Batches, validationBatches } from './batches.ts';
-import { type DatasetMeta, isPreparedDataset, openDataset } from './dataset.ts';
+import { type DatasetMeta, isPreparedDataset, openDataset, rowEnds } from './dataset.ts';
 import { DataError } from './errors.ts';
-import { DEFAULTS, inputKey, prepareDataset } from './prepare.ts';
+import { describeFile } from './hf.ts';
+import { DEFAULTS, inputKey, prepareDataset, tokenizerIdentity } from './prepare.ts';
 import { resolveSources } from './sources.ts';
-import { tokenizerInfo } from './tokenizers.ts';
+import { type AnyTokenizerInfo, tokenizerInfo } from './tokenizers.ts';
 
 /** The config's `data:` section, as the data module needs it. */
 export interface DataSpec {
   corpus: string;
   /** Files, folders, globs or corpus names; or one prepared dataset folder. Replaces `corpus` when given. */
   source?: string | string[];
+  /** Validation files or globs (C4's c4-validation.*.json.gz); absent: a hash split of the sources. */
+  val_source?: string | string[];
+  /** Validation tokens each evaluation scores (the first documents of the split); absent: train.eval_batches batches. */
+  eval_tokens?: number;
   text_field?: string;
+  /** A built-in name, `t5`, or a tokenizer.json (configs resolve a relative path against their folder). */
   tokenizer: string;
+  eos_token?: string;
   val_fraction: number;
   split_seed?: number;
   skip_bad_lines?: boolean;
@@ -46,11 +53,12 @@ export interface TrainingBatches {
 }
 
 export async function trainingBatches(data: DataSpec, batch: BatchSpec, cacheDir: string): Promise<TrainingBatches> {
-  const dir = await datasetFor(data, cacheDir);
+  const info = tokenizerInfo(data.tokenizer, data.eos_token);
+  const dir = await datasetFor(data, info, cacheDir);
   const { meta, train, val } = openDataset(dir, batch.vocabSize);
-  checkFits(dir, meta, data, batch.vocabSize);
-  const batches = Batches.of(data.batching, train, batch.batchSize, batch.seqLen, batch.seed, meta.eot);
-  const validation = validationBatches(data.batching, val, batch.batchSize, batch.seqLen, batch.evalBatches, meta.eot);
+  checkFits(dir, meta, data, info, batch.vocabSize);
+  const batches = Batches.of(data.batching, train, batch.batchSize, batch.seqLen, batch.seed, rowEnds(meta));
+  const validation = validationBatches(data.batching, val, batch.batchSize, batch.seqLen, batch.evalBatches, rowEnds(meta), data.eval_tokens);
   return {
     nextBatch: () => batches.next(),
     ...(data.batching === 'truncate' && { lastBatchWeights: () => batches.lastWeights()! }),
@@ -63,28 +71,51 @@ export async function trainingBatches(data: DataSpec, batch: BatchSpec, cacheDir
 }
 
 /** The prepared folder the config names, or its sources' cache folder (prepared now unless up to date). */
-async function datasetFor(data: DataSpec, cacheDir: string): Promise<string> {
+async function datasetFor(data: DataSpec, info: AnyTokenizerInfo, cacheDir: string): Promise<string> {
   const specs = data.source === undefined ? [data.corpus] : [data.source].flat();
-  if (specs.length === 1 && isPreparedDataset(specs[0])) return specs[0];
+  const valSources = data.val_source === undefined ? undefined : [data.val_source].flat();
+  if (specs.length === 1 && isPreparedDataset(specs[0])) {
+    if (valSources) throw new DataError(`data.source ${specs[0]} is a prepared dataset, which holds its own validation split; drop data.val_source, or name the training files in data.source`);
+    return specs[0];
+  }
+  if (valSources?.some((v) => isPreparedDataset(v))) {
+    throw new DataError(`data.val_source: ${valSources.find((v) => isPreparedDataset(v))} is a prepared dataset; name the validation files (or globs) themselves, so duplicates of training documents can be dropped`);
+  }
   const inputs = {
-    tokenizer: tokenizerInfo(data.tokenizer).name,
+    tokenizer: tokenizerIdentity(info),
+    ...(data.eos_token !== undefined && info.file && { eosToken: data.eos_token }),
     textField: data.text_field ?? DEFAULTS.textField,
     valFraction: data.val_fraction,
     splitSeed: data.split_seed ?? DEFAULTS.splitSeed,
     skipBadLines: data.skip_bad_lines ?? false,
   };
-  const out = join(resolve(cacheDir), inputKey(resolveSources(specs), inputs).slice(0, 16));
-  return (await prepareDataset({ sources: specs, out, ...inputs })).dir;
+  const valEntries = valSources ? resolveSources(valSources) : [];
+  const out = join(resolve(cacheDir), inputKey(resolveSources(specs), inputs, valEntries).slice(0, 16));
+  return (await prepareDataset({ sources: specs, ...(valSources && { valSources }), out, ...inputs, tokenizer: data.tokenizer })).dir;
 }
 
 /** A prepared folder must match what the config says about it: the config is the run's record. */
-function checkFits(dir: string, meta: DatasetMeta, data: DataSpec, vocabSize: number): void {
+function checkFits(dir: string, meta: DatasetMeta, data: DataSpec, info: AnyTokenizerInfo, vocabSize: number): void {
   const mismatch = (key: string, config: unknown, dataset: unknown) => new DataError(
     `${dir} was prepared with ${key} ${dataset}, but the config's data.${key} is ${config}; set data.${key}: ${dataset} (or prepare the dataset again)`);
-  if (meta.tokenizer !== data.tokenizer) throw mismatch('tokenizer', data.tokenizer, meta.tokenizer);
+  if (meta.tokenizerSha256 !== info.file?.sha256 || (!info.file && meta.tokenizer !== info.name)) {
+    const prepared = meta.tokenizerSha256 ? `${meta.tokenizer} (sha256 ${meta.tokenizerSha256.slice(0, 12)})` : meta.tokenizer;
+    throw new DataError(
+      `${dir} was prepared with tokenizer ${prepared}, but the config's data.tokenizer is ${describeFile(info)}: ` +
+      'their ids differ; set data.tokenizer to the file the dataset was prepared with, or prepare the dataset again with this one');
+  }
+  if (meta.split.valSources) return checkIds(dir, meta, vocabSize);
   if (meta.split.valFraction !== data.val_fraction) throw mismatch('val_fraction', data.val_fraction, meta.split.valFraction);
   if (meta.split.seed !== (data.split_seed ?? DEFAULTS.splitSeed)) throw mismatch('split_seed', data.split_seed ?? DEFAULTS.splitSeed, meta.split.seed);
-  if (meta.vocabSize > vocabSize) {
-    throw new DataError(`${dir}: tokenizer ${meta.tokenizer} has ${meta.vocabSize} tokens but model.vocab_size is ${vocabSize}; set model.vocab_size to at least ${meta.vocabSize}`);
+  checkIds(dir, meta, vocabSize);
+}
+
+function checkIds(dir: string, meta: DatasetMeta, vocabSize: number): void {
+  // The ids must fit, not the vocabulary: t5-base's 100 sentinels past 32,000 never occur in C4.
+  if (meta.maxId >= vocabSize) {
+    const token = meta.maxToken === undefined ? '' : ` (token ${JSON.stringify(meta.maxToken)})`;
+    throw new DataError(
+      `${dir}: holds id ${meta.maxId}${token}, not below model.vocab_size ${vocabSize}; ` +
+      `set model.vocab_size to at least ${meta.maxId + 1}, or prepare the data with the model's tokenizer`);
   }
 }

@@ -3,7 +3,8 @@
 // rank 0 writes" (the store, the log, run files and checkpoints) in one place.
 import * as tf from '@tensorflow/tfjs';
 import pino, { type Logger } from 'pino';
-import type { ProcessGroup } from './process-group.ts';
+import type { RankEnv } from './launch-env.ts';
+import { collectiveTimeoutSeconds, DataParallelUnavailable, initProcessGroup, type ProcessGroup } from './process-group.ts';
 
 /** The trainer's view of data parallel (src/train/trainer.ts: TrainContext.replica). */
 export interface Replica {
@@ -17,6 +18,21 @@ export interface Replica {
   anyRank(local: boolean): boolean;
   /** Throws unless every rank starts from rank 0's step and parameters (all resumed the same checkpoint). */
   checkSameStart(step: number, params: Record<string, tf.Tensor>): void;
+  /** Runs `body` on rank 0, then on the others (e.g. preparing data into a cache they share). */
+  firstOnRankZero<T>(body: () => Promise<T>): Promise<T>;
+  /** Leaves the process group. */
+  destroy(): void;
+}
+
+/**
+ * This process as one rank of a data-parallel run with global batches of
+ * `batchSize` rows: joins the others (blocks until all have, or the timeout).
+ */
+export function joinDataParallel(launch: RankEnv, batchSize: number): Replica {
+  if (batchSize % launch.worldSize !== 0) {
+    throw new DataParallelUnavailable(`train.batch_size ${batchSize} does not divide among ${launch.worldSize} ranks: each rank takes an equal share of every batch; use a multiple of ${launch.worldSize}`);
+  }
+  return replicaOf(initProcessGroup(launch, collectiveTimeoutSeconds()));
 }
 
 export function replicaOf(group: ProcessGroup): Replica {
@@ -44,30 +60,14 @@ export function replicaOf(group: ProcessGroup): Replica {
           'every rank must read the same checkpoint folder (a file system that all of them share)');
       }
     },
+    firstOnRankZero: async (body) => {
+      if (group.rank !== 0) group.barrier();
+      const result = await body();
+      if (group.rank === 0) group.barrier();
+      return result;
+    },
+    destroy: () => group.destroy(),
   };
-}
-
-/**
- * The global mean loss and gradients of a step from this rank's mean `loss`
- * over its `tokens` real targets: all-reduce SUM of [n·g…, n·loss, n], then
- * divided by the global count (TEAM.md's shared design: G / N, S / N).
- * Takes ownership of `loss` and `grads`.
- */
-export function globalMean(
-  replica: Replica, loss: tf.Scalar, grads: Record<string, tf.Tensor>, tokens: tf.Scalar,
-): { loss: tf.Scalar; grads: Record<string, tf.Tensor> } {
-  const keys = Object.keys(grads);
-  const local = tf.tidy(() => [...keys.map((k) => grads[k]!.mul(tokens)), loss.mul(tokens), tokens.clone()]);
-  tf.dispose([loss, tokens, ...Object.values(grads)]);
-  const summed = replica.allReduce(local);
-  tf.dispose(local);
-  const total = summed[summed.length - 1]!;
-  const out = tf.tidy(() => ({
-    loss: summed[keys.length]!.div(total) as tf.Scalar,
-    grads: Object.fromEntries(keys.map((k, i) => [k, summed[i]!.div(total)])),
-  }));
-  tf.dispose(summed);
-  return out;
 }
 
 /** Rows [rank·B/W, (rank+1)·B/W) of a global batch of B rows: each rank's share, so together they see the single-process batch. */

@@ -36,6 +36,15 @@ export function gradNorms(squareSums: Map<string, number>, nLayers: number): Gra
   return { total: Math.sqrt(totalSq), perParam, perLayer: perLayerSq.map(Math.sqrt) };
 }
 
+/** The norms of the gradient times `factor` (a summed gradient's, made a mean's). */
+export function scaleNorms(norms: GradNorms, factor: number): GradNorms {
+  return {
+    total: norms.total * factor,
+    perParam: new Map([...norms.perParam].map(([key, n]) => [key, n * factor])),
+    perLayer: norms.perLayer.map((n) => n * factor),
+  };
+}
+
 /** Population variance of each hidden state, as a tensor [n] (in-graph, two-pass). */
 export function varianceTensor(hidden: tf.Tensor[]): tf.Tensor1D {
   return tf.tidy(() => tf.stack(hidden.map((h) => h.sub(h.mean()).square().mean())) as tf.Tensor1D);

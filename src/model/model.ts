@@ -214,6 +214,12 @@ export function splitBatch(tokens: tf.Tensor2D): { inputs: tf.Tensor2D; targets:
  * Mean cross-entropy over the positions whose weight is 1 (all of them when
  * `weights` is absent; padding gets 0 in truncated batches).
  */
+/** Σ of the cross-entropy over the targets that count (weight 1; padding weighs 0): a gradient step's loss_sum. */
+export function crossEntropySum(logits: tf.Tensor3D, targets: tf.Tensor2D, weights?: tf.Tensor2D): tf.Scalar {
+  const nll = tokenLosses(logits.reshape([-1, logits.shape[2]]), targets.reshape([-1]));
+  return (weights ? nll.mul(weights.reshape([-1])) : nll).sum() as tf.Scalar;
+}
+
 export function crossEntropy(logits: tf.Tensor3D, targets: tf.Tensor2D, weights?: tf.Tensor2D): tf.Scalar {
   const nll = tokenLosses(logits.reshape([-1, logits.shape[2]]), targets.reshape([-1]));
   if (!weights) return nll.mean() as tf.Scalar;

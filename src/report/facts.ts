@@ -98,7 +98,7 @@ function runFactsOf(g: GatheredRun, size: Size, extras: string[], analyses: Anal
     id: record.id, sweep: record.sweep, status: record.status, seed: record.seed,
     strategy: config.model.norm, size,
     group: `${strategyLabel(config.model.norm)}${extra ? ` ${extra}` : ''}`,
-    step: record.step, totalSteps: record.totalSteps, divergedStep: record.divergedStep, backend: record.backend,
+    step: record.step, totalSteps: record.totalSteps, divergedStep: record.divergedStep, backend: backendLabel(record),
     ...(valLoss !== undefined && { valLoss }),
     ...(valPpl !== undefined && { valPpl }),
     gradNorm: layerProfile(g, 'grad_norm', config.model.n_layers),
@@ -181,4 +181,10 @@ export function orderedSizes(facts: RunFacts[]): Size[] {
   const bySize = new Map<string, Size>();
   for (const f of facts) bySize.set(f.size.label, f.size);
   return [...bySize.values()].sort((a, b) => a.blockParams - b.blockParams);
+}
+
+/** The backend with the run's precision (train.precision as resolved), e.g. `torch bf16`; runs before it was recorded show the backend alone. */
+export function backendLabel(record: { backend: string; versions: Record<string, string> }): string {
+  const precision = record.versions.precision;
+  return precision ? `${record.backend} ${precision}` : record.backend;
 }

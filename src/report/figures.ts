@@ -3,8 +3,9 @@
 // and perplexity against model size.
 import { groupProfile, perplexityStat, slug } from './build.ts';
 import { orderedGroups, orderedSizes, STRATEGY_COLOURS, type RunFacts, type Size } from './facts.ts';
-import { envelope, HEAT_COLUMNS, heatBins, PLOT_COLUMNS, pointsCaption, stepBins, type Envelope, type HeatBins } from './reduce.ts';
-import { heatmap, linePlot, type Series } from './svg.ts';
+import { envelope, HEAT_COLUMNS, heatBins, PLOT_COLUMNS, pointsCaption, stepBins, type Envelope, type HeatBins, type StepBins } from './reduce.ts';
+import { ema, LOSS_SMOOTHING } from './smooth.ts';
+import { dotPlot, heatmap, linePlot, type DotGroup, type Series } from './svg.ts';
 
 export interface Figure {
   /** File name without extension. */
@@ -36,7 +37,7 @@ export function styles(facts: RunFacts[]): Map<string, { color: string; dash?: s
   return out;
 }
 
-export function figures(facts: RunFacts[], title: string): Figure[] {
+export function figures(facts: RunFacts[], title: string, smoothing = LOSS_SMOOTHING): Figure[] {
   const sizes = orderedSizes(facts);
   const perSize = sizes.flatMap((size) => {
     const here = facts.filter((f) => f.size.label === size.label);
@@ -44,18 +45,26 @@ export function figures(facts: RunFacts[], title: string): Figure[] {
     const at = `${title} — ${size.label}`;
     const grads = gradBins(here);
     return [
-      { name: `loss${suffix}`, title: `Loss curves${sizes.length > 1 ? `, ${size.label}` : ''}`, ...lossFigure(here, at) },
+      { name: `loss${suffix}`, title: `Loss curves${sizes.length > 1 ? `, ${size.label}` : ''}`, ...lossFigure(here, at, smoothing) },
       { name: `grad-norm-heatmap${suffix}`, title: 'Gradient norm by block and step', ...gradHeatmap(grads, at, 'mean') },
       ...(needsMaxPanel(here) ? [{ name: `grad-norm-max-heatmap${suffix}`, title: 'Largest gradient norm by block and step bucket', ...gradHeatmap(grads, at, 'max') }] : []),
-      { name: `grad-norm-depth${suffix}`, title: 'Gradient norm against depth', svg: gradDepth(here, at) },
-      { name: `output-variance-depth${suffix}`, title: 'Output variance against depth', svg: varianceDepth(here, at) },
+      { name: `grad-norm-depth${suffix}`, title: 'Gradient norm against depth', svg: gradDepth(here, at), caption: profileCaption(here, 'gradNorm') },
+      { name: `output-variance-depth${suffix}`, title: 'Output variance against depth', svg: varianceDepth(here, at), caption: profileCaption(here, 'outputVar') },
     ];
   });
-  return [...perSize, { name: 'perplexity-vs-size', title: 'Perplexity against model size', svg: perplexityVsSize(facts, sizes, title) }];
+  // One size: a size axis would stack every strategy on one vertical line; compare strategies instead.
+  const perplexity = sizes.length === 1
+    ? { name: 'perplexity-by-strategy', title: 'Perplexity by strategy', svg: perplexityDots(facts, `${title} — ${sizes[0]!.label}`) }
+    : { name: 'perplexity-vs-size', title: 'Perplexity against model size', svg: perplexityVsSize(facts, sizes, title) };
+  return [...perSize, perplexity];
 }
 
-/** The training loss of each run reduced to one bucket per pixel column: its mean drawn over a min–max band. */
-function lossFigure(facts: RunFacts[], title: string): { svg: string; caption: string } {
+/**
+ * The training loss of each run, raw: one bucket per pixel column, its mean
+ * over a min–max band; with `smoothing` > 0 the raw line is faint and the EMA
+ * of every step is drawn over it. Validation loss as open circles.
+ */
+export function lossSeries(facts: RunFacts[], smoothing: number): { series: Series[]; points: number; bins: StepBins } {
   const style = styles(facts);
   const seeds = [...new Set(facts.map((f) => f.seed))].sort((a, b) => a - b);
   const ordered = orderedGroups(facts).flatMap((g) => facts.filter((f) => f.group === g).sort((a, b) => a.seed - b.seed));
@@ -71,18 +80,26 @@ function lossFigure(facts: RunFacts[], title: string): { svg: string; caption: s
     points += loss.points + val.points;
     const s = style.get(f.group)!;
     const end = f.status === 'diverged' ? ` (diverged at ${f.divergedStep ?? f.step})` : '';
-    return [
-      // Seeds of one row share its colour and differ in dash.
-      { label: `${f.group} seed ${f.seed}${end}`, color: s.color, ...dashFor(seeds.indexOf(f.seed)), points: meanPoints(loss), ...(hasSpread(loss) && { band: { x: loss.x, lo: loss.min, hi: loss.max } }) },
-      { label: `${f.group} seed ${f.seed} val`, color: s.color, noLine: true, noLegend: true, points: meanPoints(val) },
-    ];
+    // Seeds of one row share its colour and differ in dash.
+    const line = { label: `${f.group} seed ${f.seed}${end}`, color: s.color, ...dashFor(seeds.indexOf(f.seed)) };
+    const raw: Series = { ...line, points: meanPoints(loss), ...(hasSpread(loss) && { band: { x: loss.x, lo: loss.min, hi: loss.max } }) };
+    const val_: Series = { label: `${line.label} val`, color: s.color, noLine: true, noLegend: true, points: meanPoints(val) };
+    if (smoothing <= 0) return [raw, val_];
+    // Smoothed over every step, then reduced like the raw line (reduce.ts: never smooth bucket means).
+    const smooth = envelope(train.steps, ema(train.values, smoothing), bins);
+    return [{ ...raw, noLegend: true, width: 1, opacity: 0.35 }, { ...line, points: meanPoints(smooth) }, val_];
   });
+  return { series, points, bins };
+}
+
+function lossFigure(facts: RunFacts[], title: string, smoothing: number): { svg: string; caption: string } {
+  const { series, points, bins } = lossSeries(facts, smoothing);
   const perBucket = bins.width > 1 ? `; each point the mean of up to ${bins.width} steps, the band their min–max` : '';
+  const what = smoothing > 0
+    ? `Training loss: raw (faint) and its EMA ${smoothing} over every step; validation loss (circles)`
+    : 'Training loss (raw) and validation loss (circles)';
   return {
-    svg: linePlot({
-      title: 'Training loss (band: min–max per pixel column) and validation loss (dots)', subtitle: title,
-      x: { label: 'step', integer: true }, y: { label: 'loss (nats per token)', log: true }, series,
-    }),
+    svg: linePlot({ title: what, subtitle: title, x: { label: 'step', integer: true }, y: { label: 'loss (nats per token)', log: true }, series }),
     caption: `${pointsCaption(points)} in ${facts.length} run${facts.length === 1 ? '' : 's'}${perBucket}.`,
   };
 }
@@ -126,6 +143,12 @@ function gradHeatmap(runs: { run: RunFacts; heat: HeatBins }[], title: string, p
   };
 }
 
+/** How much a depth profile stands for: blocks × runs at one step each, of how many recorded. */
+function profileCaption(facts: RunFacts[], metric: 'gradNorm' | 'outputVar'): string {
+  const steps = facts.reduce((n, f) => n + f[metric].steps, 0);
+  return `Per-block values of ${facts.length} run${facts.length === 1 ? '' : 's'} at single diagnostic steps, means over seeds; ${pointsCaption(steps * (facts[0]?.size.layers ?? 0))} recorded in all.`;
+}
+
 function depthSeries(facts: RunFacts[], metric: 'gradNorm' | 'outputVar', picks: ('first' | 'last')[]): Series[] {
   const style = styles(facts);
   return orderedGroups(facts).flatMap((g) => picks.flatMap((pick) => {
@@ -150,6 +173,22 @@ function varianceDepth(facts: RunFacts[], title: string): string {
     title: 'Output variance of each block at the end of training', subtitle: title,
     x: { label: 'block (1 = nearest the embedding)', integer: true }, y: { label: 'output variance', log: true },
     series: depthSeries(facts, 'outputVar', ['last']),
+  });
+}
+
+/** Every finished run's final validation perplexity (one marker per seed), and the mean ± std of each strategy. */
+function perplexityDots(facts: RunFacts[], title: string): string {
+  const style = styles(facts);
+  const groups: DotGroup[] = orderedGroups(facts).map((g) => {
+    const runs = facts.filter((f) => f.group === g);
+    const stat = perplexityStat(runs)!;
+    const values = runs.filter((r) => r.status === 'finished' && r.valPpl !== undefined && Number.isFinite(r.valPpl)).map((r) => r.valPpl!);
+    const note = [stat.diverged ? `${stat.diverged} diverged` : '', stat.unfinished ? `${stat.unfinished} unfinished` : ''].filter(Boolean).join(', ');
+    return { label: g, color: style.get(g)!.color, values, mean: stat.mean, std: stat.std, ...(note && { note }) };
+  });
+  return dotPlot({
+    title: 'Final validation perplexity: each seed (circles), mean (bar) ± std', subtitle: title,
+    y: { label: 'validation perplexity', log: true }, groups,
   });
 }
 

@@ -7,6 +7,7 @@ import { LIVE_WITHIN_MS } from '../store/store.ts';
 import { strategyLabel } from './facts.ts';
 import { formatNumber } from './tables.ts';
 import type { GatheredRun } from './gather.ts';
+import { backendLabel } from './facts.ts';
 
 /** Columns shown only when the listed runs differ in them, with how to read each from a config. */
 const VARYING: [string, (c: RunConfig) => string][] = [
@@ -43,7 +44,7 @@ function listingRow(g: GatheredRun, varying: string[], now: number): string[] {
     r.id, r.sweep ?? '', strategyLabel(r.config.model.norm), sizeLabel(r.config), String(r.seed), ...varying,
     status, `${r.step}/${r.totalSteps}`,
     loss === undefined ? '' : formatNumber(loss), ppl === undefined ? '' : formatNumber(ppl),
-    speed === undefined ? '' : speed.toFixed(0), r.backend,
+    speed === undefined ? '' : speed.toFixed(0), backendLabel(r),
     age === null ? '' : `${formatAge(age)} ago`,
   ];
 }

@@ -13,6 +13,7 @@ import type { RunFacts } from './facts.ts';
 import { figures as makeFigures, type Figure } from './figures.ts';
 import { svgToPng } from './png.ts';
 import { csvField, jsonTable, renderTable, type Format, type Table } from './tables.ts';
+import { LOSS_SMOOTHING } from './smooth.ts';
 
 export interface Report {
   title: string;
@@ -33,7 +34,8 @@ export interface LongCsv {
   rows: number;
 }
 
-export function buildReport(facts: RunFacts[], title: string): Report {
+/** `smoothing`: the EMA weight of the line drawn over the raw training loss in the loss figures (0: none). */
+export function buildReport(facts: RunFacts[], title: string, smoothing = LOSS_SMOOTHING): Report {
   const counts = new Map<string, number>();
   for (const f of facts) counts.set(f.status, (counts.get(f.status) ?? 0) + 1);
   const backends = [...new Set(facts.map((f) => f.backend))].join(', ');
@@ -42,7 +44,7 @@ export function buildReport(facts: RunFacts[], title: string): Report {
     title,
     summary: `${facts.length} runs (${[...counts].map(([s, n]) => `${n} ${s}`).join(', ')}); backend ${backends}.${analysed ? ` Layer analyses of ${analysed} of them.` : ''}`,
     tables: [headlineTable(facts), depthProfileTable(facts), depthProfileRunsTable(facts), ...layerTables(facts), runsTable(facts)],
-    figures: makeFigures(facts, title),
+    figures: makeFigures(facts, title, smoothing),
     analysisTables: analysisTables(facts),
     analysisFigures: analysisFigures(facts, title),
   };
@@ -162,15 +164,22 @@ export async function writeLongCsv(file: string, facts: RunFacts[]): Promise<Lon
       };
       for (const c of f.source.store.metricChunks(f.id)) {
         const head = `${prefix},${c.kind},${csvField(c.name)},`;
-        for (const [step, index, value] of c.rows) {
-          const layer = c.kind === 'layer' ? index : '';
-          const param = c.kind === 'param' ? csvField(index as string) : '';
-          // NaN is stored as NULL; write it as JS does.
-          chunk += `${head}${step},${layer},,${param},${value ?? NaN}\n`;
+        const cells = (index: number | string | null) => (c.kind === 'layer' ? `${index},,` : c.kind === 'param' ? `,,${csvField(index as string)}` : ',,');
+        // One series (compact layout): its layer or parameter cells once; else per row. NaN is stored as NULL.
+        if (c.index !== undefined) {
+          const mid = cells(c.index);
+          for (const [step, value] of c.rows) {
+            chunk += `${head}${step},${mid},${value ?? NaN}\n`;
+            // Short-lived strings: written every 64K characters, they die young.
+            if (chunk.length > 1 << 16) { await sink.write(chunk); chunk = ''; }
+          }
+        } else {
+          for (const [step, index, value] of c.rows) {
+            chunk += `${head}${step},${cells(index)},${value ?? NaN}\n`;
+            if (chunk.length > 1 << 16) { await sink.write(chunk); chunk = ''; }
+          }
         }
         rows += c.rows.length;
-        await sink.write(chunk);
-        chunk = '';
       }
       const file = f.source.store.file;
       const reader = readers.get(file) ?? readers.set(file, AnalysisReader.open(file)).get(file)!;

@@ -31,6 +31,9 @@ export interface Series {
   noLegend?: boolean;
   /** A shaded band under the line, lo[i]…hi[i] at x[i] (a reduced series' min–max envelope). */
   band?: { x: ArrayLike<number>; lo: ArrayLike<number>; hi: ArrayLike<number> };
+  /** Line width (default 1.8) and opacity (default 1): a raw series under its smoothed one is thin and faint. */
+  width?: number;
+  opacity?: number;
 }
 
 export interface LinePlot {
@@ -68,6 +71,24 @@ export interface BarGroup {
   values: (number | null)[];
   /** Single values drawn as dots over the bar (e.g. each seed of a mean), per category. */
   points?: number[][];
+}
+
+/** One category of a dot plot (e.g. a strategy): every value (e.g. each seed's) and their summary. */
+export interface DotGroup {
+  label: string;
+  color: string;
+  values: number[];
+  mean: number | null;
+  std: number | null;
+  /** Said under the label, e.g. "1 diverged". */
+  note?: string;
+}
+
+export interface DotPlot {
+  title: string;
+  subtitle?: string;
+  y: Axis;
+  groups: DotGroup[];
 }
 
 export interface BarChart {
@@ -198,13 +219,18 @@ function scaleNote(a: Axis): string {
   return a.log ? ' (log scale)' : '';
 }
 
+/** A hollow marker: markers at the same place stay visible as overlapping rings, none hides another. */
+function marker(cx: number | string, cy: number | string, color: string, r = 3.5): string {
+  return `<circle class="marker" cx="${cx}" cy="${cy}" r="${r}" fill="white" fill-opacity="0.6" stroke="${color}" stroke-width="1.6"/>`;
+}
+
 function legend(series: Series[], x: number, y: number): string[] {
   const out: string[] = [];
   series.filter((s) => !s.noLegend).forEach((s, i) => {
     const yy = y + i * 18;
     const dash = s.dash ? ` stroke-dasharray="${s.dash}"` : '';
     out.push(`<line x1="${x}" y1="${yy}" x2="${x + 24}" y2="${yy}" stroke="${s.color}" stroke-width="2.5"${dash}/>`);
-    if (s.markers || s.noLine) out.push(`<circle cx="${x + 12}" cy="${yy}" r="3.5" fill="${s.color}"/>`);
+    if (s.markers || s.noLine) out.push(marker(x + 12, yy, s.color));
     out.push(`<text x="${x + 30}" y="${yy}" dy="4" font-size="12">${esc(s.label)}</text>`);
   });
   return out;
@@ -226,7 +252,8 @@ export function linePlot(p: LinePlot): string {
     const dash = s.dash ? ` stroke-dasharray="${s.dash}"` : '';
     if (!s.noLine && good.length > 1) {
       const d = good.map((q, i) => `${i ? 'L' : 'M'}${f(xs.map(q.x))},${f(yScale.map(q.y))}`).join('');
-      body.push(`<path d="${d}" fill="none" stroke="${s.color}" stroke-width="1.8"${dash} clip-path="url(#plot)"/>`);
+      const opacity = s.opacity !== undefined && s.opacity < 1 ? ` stroke-opacity="${s.opacity}"` : '';
+      body.push(`<path d="${d}" fill="none" stroke="${s.color}" stroke-width="${s.width ?? 1.8}"${opacity}${dash} clip-path="url(#plot)"/>`);
     }
     for (const q of good) {
       const [cx, cy] = [f(xs.map(q.x)), f(yScale.map(q.y))];
@@ -234,7 +261,7 @@ export function linePlot(p: LinePlot): string {
         const lo = p.y.log ? Math.max(q.y - q.err, q.y / 100) : q.y - q.err;
         body.push(`<line x1="${cx}" y1="${f(yScale.map(lo))}" x2="${cx}" y2="${f(yScale.map(q.y + q.err))}" stroke="${s.color}" stroke-width="1.5"/>`);
       }
-      if (s.markers || s.noLine || good.length === 1) body.push(`<circle cx="${cx}" cy="${cy}" r="3.5" fill="${s.color}"/>`);
+      if (s.markers || s.noLine || good.length === 1) body.push(marker(cx, cy, s.color));
     }
   }
   body.push(...legend(p.series, W - M.right + 16, M.top + 8));
@@ -411,4 +438,52 @@ export function barChart(b: BarChart): string {
     body.push(`<text x="${lx + 30}" y="${y}" dy="4" font-size="12">${esc(b.pointsLabel)}</text>`);
   }
   return frame(width, H, b.title, b.subtitle, body);
+}
+
+/**
+ * Horizontal offsets (in marker widths) for values drawn in one column, so no
+ * two markers closer than `gap` pixels vertically share an offset: 0, +1, −1,
+ * +2, … (a small beeswarm).
+ */
+export function dodge(pixels: number[], gap: number): number[] {
+  const placed: { y: number; k: number }[] = [];
+  return pixels.map((y) => {
+    const taken = new Set(placed.filter((p) => Math.abs(p.y - y) < gap).map((p) => p.k));
+    let k = 0;
+    for (let i = 1; taken.has(k); i++) k = i % 2 ? (i + 1) / 2 : -i / 2;
+    placed.push({ y, k });
+    return k;
+  });
+}
+
+/**
+ * A dot plot: one column per category, every value as a hollow marker (dodged
+ * sideways where they would overlap), the mean as a bar across the column with
+ * ± one standard deviation as a vertical line.
+ */
+export function dotPlot(d: DotPlot): string {
+  const per = Math.max(70, Math.min(130, 560 / Math.max(1, d.groups.length)));
+  const plotWidth = per * d.groups.length;
+  const width = M.left + plotWidth + 40;
+  const box = { x0: M.left, y0: M.top, x1: M.left + plotWidth, y1: H - M.bottom - 14 };
+  const all = d.groups.flatMap((g) => [...g.values, ...(g.mean !== null && g.std !== null ? [g.mean - g.std, g.mean + g.std] : [])]);
+  const ys = scale(all, d.y, box.y1, box.y0);
+  // The categories name themselves: no x-axis label (the notes sit where it would).
+  const body = axes(box, { map: () => 0, ticks: [] }, ys, { label: '' }, d.y);
+  const r = 4.5;
+  d.groups.forEach((g, c) => {
+    const cx = box.x0 + (c + 0.5) * per;
+    if (g.mean !== null && Number.isFinite(g.mean)) {
+      if (g.std !== null && g.std > 0) {
+        body.push(`<line class="spread" x1="${f(cx)}" y1="${f(ys.map(g.mean - g.std))}" x2="${f(cx)}" y2="${f(ys.map(g.mean + g.std))}" stroke="${g.color}" stroke-width="1.5" stroke-opacity="0.7"/>`);
+      }
+      body.push(`<line class="mean" x1="${f(cx - per * 0.32)}" y1="${f(ys.map(g.mean))}" x2="${f(cx + per * 0.32)}" y2="${f(ys.map(g.mean))}" stroke="${g.color}" stroke-width="2.5"/>`);
+    }
+    const finite = g.values.filter((v) => Number.isFinite(v) && (!d.y.log || v > 0));
+    const offsets = dodge(finite.map((v) => ys.map(v)), 2 * r + 1);
+    finite.forEach((v, i) => body.push(marker(f(cx + offsets[i]! * (2 * r + 1)), f(ys.map(v)), g.color, r)));
+    body.push(`<text x="${f(cx)}" y="${f(box.y1 + 16)}" text-anchor="middle" font-size="12">${esc(g.label)}</text>`);
+    if (g.note) body.push(`<text x="${f(cx)}" y="${f(box.y1 + 30)}" text-anchor="middle" font-size="10" fill="#b3261e">${esc(g.note)}</text>`);
+  });
+  return frame(width, H, d.title, d.subtitle, body);
 }

@@ -18,6 +18,7 @@ export interface ScriptOptions {
   taskArgs: string[];
   partition?: string;
   time?: string;
+  /** GPUs per run: 1 is one task with a GPU; N > 1 runs it as N ranks (data parallel), one task and one GPU each. */
   gpusPerTask?: number;
   arrayParallel?: number;
   sbatchArgs: string[];
@@ -79,6 +80,7 @@ export function renderScript(o: ScriptOptions): string {
   // Run ids are checked names already; quoted all the same, the script being the last line of defence.
   const table = o.runs.map((r) => `  [${Math.trunc(r.index)}]=${shellQuote(r.id, 'run id')}`);
   const words = [...o.normlab, 'sweep-task', o.planFile, '--run', RUN_OF_TASK, ...o.taskArgs];
+  const ranks = Math.trunc(o.gpusPerTask ?? 1);
   return [
     '#!/bin/bash',
     `# normlab sweep ${scriptText(o.sweep, 'sweep name')} (${scriptText(o.source, 'sweep file')}): ${o.runs.length} run(s), one per array task.`,
@@ -95,7 +97,7 @@ export function renderScript(o: ScriptOptions): string {
     ...sbatch([
       ...(o.partition ? [`--partition=${o.partition}`] : []),
       ...(o.time ? [`--time=${o.time}`] : []),
-      ...(o.gpusPerTask ? ['--ntasks=1', `--gpus-per-task=${o.gpusPerTask}`] : []),
+      ...(o.gpusPerTask ? [`--ntasks=${Math.trunc(o.gpusPerTask)}`, '--gpus-per-task=1'] : []),
     ]),
     ...o.sbatchArgs.map((a) => sbatchLine(a, '--sbatch-arg')),
     'set -euo pipefail',
@@ -107,7 +109,11 @@ export function renderScript(o: ScriptOptions): string {
     '',
     '# exec: normlab itself gets Slurm\'s SIGTERM (scancel, time limit, preemption), checkpoints',
     '# the run and exits 130; a requeue or the next `normlab sweep --executor slurm` resumes it.',
-    `exec ${words.map((w) => (w === RUN_OF_TASK ? w : shellQuote(w))).join(' ')}`,
+    ...(ranks > 1 ? [
+      `# srun starts the run as ${ranks} ranks, one per GPU, on as many nodes as they need; rank 0 (the first`,
+      '# node) claims the run and writes it. A rank that fails ends the others (--kill-on-bad-exit).',
+    ] : []),
+    `exec ${[...(ranks > 1 ? ['srun', '--kill-on-bad-exit=1'] : []), ...words].map((w) => (w === RUN_OF_TASK ? w : shellQuote(w))).join(' ')}`,
     '',
   ].join('\n');
 }

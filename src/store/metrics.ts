@@ -20,11 +20,19 @@ export type MetricKind = 'scalar' | 'layer' | 'param';
 
 export interface MetricRow { kind: MetricKind; step: number; name: string; index: number | string | null; value: number }
 
-/** Rows of one metric as [step, index, value] (index: null, the layer, or the parameter; value null for NaN), ≤ ~100,000 at a time. */
-export interface MetricChunk { kind: MetricKind; name: string; rows: [number, number | string | null, number | null][] }
+/**
+ * Rows of one metric, ~CHUNK_ROWS at a time; value null for NaN. The compact
+ * layout reads one series at a time: `index` (null, the layer or the parameter)
+ * holds for every row and rows are [step, value]. The text layout's rows carry
+ * their own: [step, index, value], and `index` is undefined.
+ */
+export type MetricChunk = { kind: MetricKind; name: string } & (
+  | { index: number | string | null; rows: [number, number | null][] }
+  | { index?: undefined; rows: [number, number | string | null, number | null][] }
+);
 
-/** Rows per chunk: large enough that reading is one call per chunk, small enough to hold. */
-export const CHUNK_ROWS = 100_000;
+/** Rows per chunk: one SQLite call reads many rows, and a chunk dies young (garbage collected cheaply). */
+export const CHUNK_ROWS = 10_000;
 
 /** Buckets of whole steps (report/reduce.ts StepBins): bucket = clamp(floor((step − x0) / width), 0, count − 1). */
 export interface StepBuckets { x0: number; width: number; count: number }
@@ -156,7 +164,7 @@ export class TextTables implements MetricTables {
       for (const [name, first, last, count] of names) {
         const width = Math.max(1, Math.floor(CHUNK_ROWS / Math.max(1, count / (last - first + 1))));
         for (let from = first; from <= last; from += width) {
-          yield { kind, name, rows: range.all(runId, name, from, from + width) as MetricChunk['rows'] };
+          yield { kind, name, rows: range.all(runId, name, from, from + width) as [number, number | string | null, number | null][] };
         }
       }
     }
@@ -287,7 +295,7 @@ export class CompactTables implements MetricTables {
   /** Series by series (metric name, then layer or parameter), each in step order: no sort of the points. */
   *chunks(runId: string): Generator<MetricChunk> {
     const kinds = [['scalar', KIND.scalar], ['layer', KIND.layer], ['param', KIND.param]] as const;
-    const points = this.db.prepare('SELECT step, @index, value FROM points WHERE series = @id AND step >= @from ORDER BY step LIMIT @limit').raw();
+    const points = this.db.prepare('SELECT step, value FROM points WHERE series = @id AND step >= @from ORDER BY step LIMIT @limit').raw();
     for (const [kind, k] of kinds) {
       const series = this.db.prepare(`SELECT s.id, n.name, s.idx, pn.name FROM series s JOIN names n ON n.id = s.name
         LEFT JOIN names pn ON s.kind = ${KIND.param} AND pn.id = s.idx WHERE s.run_id = ? AND s.kind = ? ORDER BY n.name, pn.name, s.idx`)
@@ -295,8 +303,8 @@ export class CompactTables implements MetricTables {
       for (const [id, name, idx, param] of series) {
         const index = kind === 'scalar' ? null : kind === 'layer' ? idx : param;
         for (let from = -Infinity; ;) {
-          const rows = points.all({ id, index, from: Number.isFinite(from) ? from : -9e15, limit: CHUNK_ROWS }) as MetricChunk['rows'];
-          if (rows.length) yield { kind, name, rows };
+          const rows = points.all({ id, from: Number.isFinite(from) ? from : -9e15, limit: CHUNK_ROWS }) as [number, number | null][];
+          if (rows.length) yield { kind, name, index, rows };
           if (rows.length < CHUNK_ROWS) break;
           from = rows[rows.length - 1]![0] + 1;
         }

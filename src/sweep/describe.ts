@@ -63,7 +63,7 @@ function finalValue(run: PlannedRun, metric: string): number | undefined {
     if (!existsSync(run.config.output.db)) return undefined;
     const store = RunStore.open(run.config.output.db, { readonly: true });
     try {
-      return store.scalarSeries(run.id, metric).at(-1)?.value;
+      return store.lastScalar(run.id, metric);
     } finally {
       store.close();
     }

@@ -62,7 +62,7 @@ function plannedRun(spec: SweepSpec, base: Record<string, unknown>, overrides: O
   const source = `${spec.file} (run ${index}: ${formatOverrides(overrides)})`;
   let obj = setKey(base, 'name', spec.name, source);
   for (const [key, value] of overrides) obj = setKey(obj, key, value, source);
-  const config = resolveRunConfig(obj, source);
+  const config = resolveRunConfig(obj, source, path.dirname(spec.base));
   const { id, hash } = runIdentity(config);
   const dir = path.join(config.output.runs_dir, id); // runIdentity checked it lies under runs_dir
   // Output paths are not hashed, so pointing the run at its own database keeps its identity.

@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { RunStore } from '../store/store.ts';
 import type { StepReport } from '../train/trainer.ts';
 import { executeRun } from '../train/run.ts';
+import { type Replica, sink } from '../distributed/replica.ts';
 import { releaseClaim, touchClaim, tryClaim, type Claim, type ClaimOwner } from './claims.ts';
 import { formatOverrides, type Plan, type PlannedRun } from './plan.ts';
 import { isDone, safeRecord } from './state.ts';
@@ -26,6 +27,8 @@ export interface WorkerOptions {
   say(text: string): void;
   /** How long to wait when every open run is held by another live worker. */
   pollMs?: number;
+  /** A Slurm array task run as several ranks (--gpus-per-task N): this rank. */
+  replica?: Replica;
 }
 
 export interface WorkerResult {
@@ -70,6 +73,19 @@ export async function trainOneRun(run: PlannedRun, o: WorkerOptions): Promise<st
   }
 }
 
+/**
+ * A rank other than 0 of a data-parallel array task: trains `run` beside rank 0,
+ * which claims it and writes everything; null when it had ended already.
+ */
+export async function followRun(run: PlannedRun, o: WorkerOptions): Promise<string | null> {
+  if (isDone(safeRecord(run), o.since)) return null;
+  const { outcome } = await executeRun({
+    config: run.config, store: sink<RunStore>(), backend: o.backend, versions: o.versions, sweep: o.plan.sweep,
+    replica: o.replica, hooks: { stopRequested: o.stopRequested },
+  });
+  return outcome.status;
+}
+
 function claimFirst(open: PlannedRun[], o: WorkerOptions): { run: PlannedRun; claim: Claim } | null {
   for (const run of open) {
     const claim = tryClaim(run.dir, o.owner, o.staleAfterMs);
@@ -93,7 +109,7 @@ async function trainClaimed(run: PlannedRun, claim: Claim, o: WorkerOptions): Pr
     if (isDone(store.getRun(run.id), o.since)) return null;
     o.say(`${run.id} (#${run.index}/${o.plan.runs.length}: ${formatOverrides(run.overrides)}) started`);
     const { outcome } = await executeRun({
-      config: run.config, store, backend: o.backend, versions: o.versions, sweep: o.plan.sweep,
+      config: run.config, store, backend: o.backend, versions: o.versions, sweep: o.plan.sweep, replica: o.replica,
       hooks: {
         stopRequested: o.stopRequested,
         onResume: (step) => o.say(`${run.id} resumes from step ${step}`),

@@ -12,9 +12,11 @@ import { parameterCount } from '../model/model.ts';
 import { MetricBuffer, type RunStore } from '../store/store.ts';
 import { writeFileDurably } from '../model/safetensors.ts';
 import { cheapAnalysisRows } from '../analyze/analyses.ts';
+import type { ForwardAnalysis } from '../metrics/analysis.ts';
 import { AnalysisStore } from '../store/analyses.ts';
 import { LiveEvents } from '../tensorboard/runs.ts';
 import { checkFitsBackend } from './memory.ts';
+import { applyPrecision } from './precision.ts';
 import { train, type TrainHooks, type TrainingData, type TrainOutcome } from './trainer.ts';
 import { onlyRankZero, rankRows, type Replica, silentLog } from '../distributed/replica.ts';
 
@@ -89,8 +91,11 @@ function rankShare(data: RunData, config: RunConfig, replica: Replica | undefine
 export async function executeRun(opts: RunOptions): Promise<RunResult> {
   const { config, store } = opts;
   checkFitsBackend(config, opts.backend);
+  const precision = applyPrecision(config, opts.backend);
+  const versions = { ...opts.versions, precision };
   const { replica } = opts;
-  const data = rankShare(opts.data ?? await trainingData(config), config, replica);
+  // Rank 0 prepares the data (into a cache every rank shares) before the others read it.
+  const data = rankShare(opts.data ?? await (replica ? replica.firstOnRankZero(() => trainingData(config)) : trainingData(config)), config, replica);
   const identity = runIdentity(config);
   onlyRankZero(replica, () => {
     if (opts.restart) rmSync(join(identity.dir, 'checkpoints'), { recursive: true, force: true });
@@ -103,15 +108,15 @@ export async function executeRun(opts: RunOptions): Promise<RunResult> {
     store.createRun({
       id: identity.id, name: config.name, sweep: opts.sweep ?? null, config, configHash: identity.hash,
       seed: config.train.seed, backend: opts.backend, totalSteps: config.train.steps,
-      versions: opts.versions, runDir: identity.dir,
+      versions, runDir: identity.dir,
     });
   } else if (existing.status !== 'running') {
     store.setStatus(identity.id, 'running');
   }
   const parameters = parameterCount(config.model);
-  log.info({ run: identity.id, backend: opts.backend, versions: opts.versions, parameters, trainTokens: data.tokens }, 'start');
+  log.info({ run: identity.id, backend: opts.backend, versions, parameters, trainTokens: data.tokens }, 'start');
   // TensorBoard events follow the store: each committed metric batch is written to the run's folder too.
-  const events = config.output.tensorboard ? LiveEvents.open(identity.dir, config) : undefined;
+  const events = config.output.tensorboard ? onlyRankZero(replica, () => LiveEvents.open(identity.dir, config), () => undefined) : undefined;
   const metrics = new MetricBuffer(store, identity.id, undefined, events);
   let analyses: AnalysisStore | undefined;
   const analysisStore = () => (analyses ??= AnalysisStore.open(store.file));
@@ -124,9 +129,9 @@ export async function executeRun(opts: RunOptions): Promise<RunResult> {
         store.deleteMetricsAfter(identity.id, step);
         events?.resumeAfter(step);
       },
-      recordAnalysis: (step, forward) => {
+      recordAnalysis: onlyRankZero(replica, () => (step: number, forward: ForwardAnalysis) => {
         for (const [name, rows] of Object.entries(cheapAnalysisRows(forward))) analysisStore().write(identity.id, step, name, rows);
-      },
+      }, () => undefined),
       replica,
       hooks: {
         ...opts.hooks,

@@ -8,7 +8,7 @@ import { initParams } from '../model/init.ts';
 import { Model } from '../model/model.ts';
 import type { Params } from '../model/norms.ts';
 import { type Batch, batchOf, type ForwardAnalysis, forwardAnalysis } from '../metrics/analysis.ts';
-import { type GradNorms, gradNorms, gradSquareSums } from '../metrics/diagnostics.ts';
+import { type GradNorms, gradNorms, gradSquareSums, scaleNorms } from '../metrics/diagnostics.ts';
 import type { ModelConfig } from '../model/config.ts';
 import { renormalize } from '../model/ngpt.ts';
 import { faultPoint } from './faults.ts';
@@ -18,8 +18,8 @@ import { AdamW, clipFactor } from './adamw.ts';
 import { latestGoodCheckpoint, removeUnfinishedCheckpoints, saveCheckpoint, type SaveOptions } from './checkpoint.ts';
 import { evaluate } from './evaluate.ts';
 import { learningRate } from './schedule.ts';
-import { lossAndGrads } from './step.ts';
-import { globalMean, type Replica } from '../distributed/replica.ts';
+import { accumulateGradients, type HostBatch, singleProcess, splitBatch, sumOverRanks } from './accumulate.ts';
+import type { Replica } from '../distributed/replica.ts';
 
 /** Where training batches come from; the position is saved in checkpoints. */
 export interface TrainingData {
@@ -166,22 +166,34 @@ function afterOptimizerStep(cfg: ModelConfig, params: Params, step: number): voi
   applyTvr(cfg, params, step);
 }
 
+/** The batch of this step, split into micro-batches of train.micro_batch_size rows. */
+function microBatches(ctx: TrainContext): HostBatch[] {
+  const { train } = ctx.config;
+  // Rows: the batch size, or under data parallel this rank's share of it.
+  const tokens = ctx.data.nextBatch();
+  const rows = tokens.length / (train.seq_len + 1);
+  const micro = Math.min(train.micro_batch_size ?? rows, rows);
+  if (rows % micro !== 0) {
+    throw Object.assign(new Error(`train.micro_batch_size ${micro} does not divide this rank's ${rows} rows of each batch (batch_size / ranks)`), { exitCode: 2 });
+  }
+  return splitBatch({ tokens, weights: ctx.data.lastBatchWeights?.(), rows, seqLen: train.seq_len }, rows / micro);
+}
+
+/** Scales of the summed gradient G: 1/N (the mean over real tokens) times the clip's. */
+function timesScale(scales: number | ((key: string) => number), factor: number): number | ((key: string) => number) {
+  return typeof scales === 'number' ? scales * factor : (key) => scales(key) * factor;
+}
+
 /** One optimizer step, or why it could not be taken (a non-finite loss or gradient). */
 function trainStep(ctx: TrainContext, s: State, diagnostics: boolean): Omit<StepReport, 'tokensPerSecond'> | { diverged: string } {
   const { train } = ctx.config;
-  // Rows: the batch size, or under data parallel this rank's share of it.
-  const batch = ctx.data.nextBatch();
-  const rows = batch.length / (train.seq_len + 1);
-  const tokens = tf.tensor2d(batch, [rows, train.seq_len + 1], 'int32');
-  const weights = ctx.data.lastBatchWeights && tf.tensor2d(ctx.data.lastBatchWeights(), [rows, train.seq_len]);
-  const local = lossAndGrads(s.model, s.params, tokens, { outputVariances: diagnostics, lossWeights: weights });
-  const { outputVariances } = local;
-  const { loss, grads } = ctx.replica
-    ? globalMean(ctx.replica, local.loss, local.grads, weights ? weights.sum() : tf.scalar(rows * train.seq_len))
-    : local;
+  const local = accumulateGradients(s.model, s.params, microBatches(ctx), diagnostics);
+  const { grads, lossSum, tokens } = (ctx.replica ? sumOverRanks(ctx.replica) : singleProcess)(local);
   try {
-    const lossValue = loss.dataSync()[0]!;
-    const norms = gradNorms(gradSquareSums(grads), ctx.config.model.n_layers);
+    // The gradient is G / N: its norms are G's over N, and AdamW takes the 1/N with the clip factor.
+    const perToken = 1 / tokens;
+    const lossValue = lossSum.dataSync()[0]! * perToken;
+    const norms = scaleNorms(gradNorms(gradSquareSums(grads), ctx.config.model.n_layers), perToken);
     const step = s.step + 1;
     if (!Number.isFinite(lossValue)) return { diverged: `loss is ${lossValue} at step ${step}` };
     const limit = divergenceLoss(ctx.config);
@@ -189,7 +201,7 @@ function trainStep(ctx: TrainContext, s: State, diagnostics: boolean): Omit<Step
     if (!Number.isFinite(norms.total)) return { diverged: `gradient norm is ${norms.total} at step ${step}` };
     const lr = learningRate(step, train);
     faultPoint('optimizer-step');
-    s.optimizer.apply(s.params, grads, lr, gradScales(ctx.config.model, norms, train.grad_clip));
+    s.optimizer.apply(s.params, grads, lr, timesScale(gradScales(ctx.config.model, norms, train.grad_clip), perToken));
     afterOptimizerStep(ctx.config.model, s.params, step);
     s.step = step;
     if (step % train.log_every === 0 || step === train.steps) {
@@ -200,11 +212,11 @@ function trainStep(ctx: TrainContext, s: State, diagnostics: boolean): Omit<Step
     if (diagnostics) {
       norms.perLayer.forEach((v, i) => ctx.metrics.layer(step, 'grad_norm', i + 1, v));
       for (const [key, v] of norms.perParam) ctx.metrics.param(step, 'grad_norm', key, v);
-      Array.from(outputVariances!.dataSync()).forEach((v, i) => ctx.metrics.layer(step, 'output_var', i + 1, v));
+      local.outputVariances!.forEach((v, i) => ctx.metrics.layer(step, 'output_var', i + 1, v));
     }
     return { step, loss: lossValue, lr, gradNorm: norms.total };
   } finally {
-    tf.dispose([tokens, loss, ...Object.values(grads), ...(outputVariances ? [outputVariances] : []), ...(weights ? [weights] : [])]);
+    tf.dispose([lossSum, ...Object.values(grads)]);
   }
 }
 

@@ -24,6 +24,8 @@ export interface TorchAddon {
   emptyCache(): void;
   setThreads(intraOp: number, blas: number): void;
   setDevice(device: 'cpu' | 'cuda', index?: number): void;
+  /** The arithmetic of matrix products: fp32, tf32 (CUDA's TF32), bf16 (mixed precision, float32 outside the products). */
+  setPrecision(precision: 'fp32' | 'tf32' | 'bf16'): void;
   /** c10d (native/src/distributed.cc): joins the process group; collectives are the NormlabAllReduceSum / NormlabBroadcast kernels. */
   c10dInit(options: { backend: 'gloo' | 'nccl'; rank: number; worldSize: number; masterAddr: string; masterPort: number; timeoutMs: number }): void;
   c10dBarrier(): void;

@@ -34,7 +34,8 @@ export async function useTorch(device: TorchDevice, cudaIndex = 0): Promise<Torc
   }
   const target = device === 'auto' ? (addon.info().cudaDevices > 0 ? 'cuda' : 'cpu') : device;
   try {
-    addon.setDevice(target, cudaIndex);
+    // A scheduler that shows each rank only its own GPU (CUDA_VISIBLE_DEVICES) makes it device 0.
+    addon.setDevice(target, cudaIndex % Math.max(1, addon.info().cudaDevices));
   } catch (e) {
     throw new AddonUnavailable(`--device ${target}: ${(e as Error).message}`);
   }
@@ -47,4 +48,14 @@ export async function useTorch(device: TorchDevice, cudaIndex = 0): Promise<Torc
 /** The native memory of the torch backend, or undefined when another backend is active. */
 export function torchMemory(): ReturnType<TorchBackend['memory']> | undefined {
   return tf.getBackend() === 'torch' ? (tf.backend() as TorchBackend).memory() : undefined;
+}
+
+/** Sets the torch backend's product precision (native/src/addon.cc setPrecision); it must be the active backend. */
+export function setTorchPrecision(precision: 'fp32' | 'tf32' | 'bf16'): void {
+  loadAddon().setPrecision(precision);
+}
+
+/** The torch backend's device ('cpu', 'cuda:0'), or undefined when another backend is active. */
+export function torchDevice(): string | undefined {
+  return tf.getBackend() === 'torch' ? loadAddon().info().device : undefined;
 }

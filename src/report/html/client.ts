@@ -102,15 +102,15 @@ function chartWidth(box: HTMLElement): number {
   return Math.max(520, Math.min(1100, box.clientWidth || 900));
 }
 
-function lineChart(box: HTMLElement, opts: { x: string; y: string; logY: boolean; series: uPlot.Series[]; data: uPlot.AlignedData; runOf: number[]; bands?: uPlot.Band[]; asinh?: number; height?: number }): uPlot {
+function lineChart(box: HTMLElement, opts: { x: string; y: string; logY: boolean; series: uPlot.Series[]; data: uPlot.AlignedData; runOf: number[]; bands?: uPlot.Band[]; asinh?: number; height?: number; xAxis?: Partial<uPlot.Axis>; xRange?: [number, number] }): uPlot {
   box.replaceChildren();
   const old = linked.findIndex((l) => l.chart.root.parentElement === box);
   if (old >= 0) { linked[old]!.chart.destroy(); linked.splice(old, 1); }
   for (const s of opts.series) (s as { baseWidth?: number }).baseWidth = s.width;
   const chart = new uPlot({
     width: chartWidth(box), height: opts.height ?? 340,
-    scales: { x: { time: false }, y: opts.asinh ? { distr: 4, asinh: opts.asinh } : { distr: opts.logY ? 3 : 1 } },
-    axes: [{ label: opts.x }, { label: opts.y, size: 64 }],
+    scales: { x: { time: false, ...(opts.xRange && { range: opts.xRange }) }, y: opts.asinh ? { distr: 4, asinh: opts.asinh } : { distr: opts.logY ? 3 : 1 } },
+    axes: [{ label: opts.x, ...opts.xAxis }, { label: opts.y, size: 64 }],
     series: [{ label: opts.x }, ...opts.series],
     ...(opts.bands && { bands: opts.bands }),
     legend: { live: true },
@@ -124,6 +124,9 @@ function lineChart(box: HTMLElement, opts: { x: string; y: string; logY: boolean
 
 const runSeries = (r: PageRun, extra: Partial<uPlot.Series> = {}): uPlot.Series =>
   ({ label: runLabel(r), stroke: r.color, width: 1.5, ...(r.dash && { dash: [6, 4] }), points: { show: false }, value: (_u, v) => fmt(v), ...extra });
+
+/** Hollow markers: where runs meet, every one stays visible. */
+const hollow = (r: PageRun, size = 6): uPlot.Series.Points => ({ show: true, size, width: 1.5, fill: '#fff', stroke: r.color });
 
 // ---------- filter ----------
 
@@ -243,6 +246,38 @@ function renderHeadline(): void {
   });
 }
 
+/**
+ * With one model size: every finished run's final validation perplexity as a
+ * hollow marker over its strategy (seeds dodged sideways), the strategy's mean
+ * as a bar — the seeds' spread in view, not only the mean.
+ */
+function renderDots(): void {
+  const box = document.getElementById('dots')!;
+  if (data.sizes.length !== 1) { box.remove(); return; }
+  const G = data.groups;
+  const done = runs.flatMap((r, i) => (r.valPpl !== null && r.status === 'finished' ? [i] : []));
+  const offset = new Map<number, number>();
+  for (const g of G) done.filter((i) => runs[i]!.group === g).forEach((i, k, all) => offset.set(i, (k - (all.length - 1) / 2) * 0.08));
+  // x: each run's slot, and each strategy's bar ends.
+  const xs = [...new Set([...done.map((i) => G.indexOf(runs[i]!.group) + offset.get(i)!), ...G.flatMap((_, g) => [g - 0.3, g + 0.3])])].sort((a, b) => a - b);
+  const ys = done.map((i) => xs.map((x) => (x === G.indexOf(runs[i]!.group) + offset.get(i)! ? runs[i]!.valPpl : null)));
+  const means = G.map((g, k) => {
+    const c = cellStat(runs.flatMap((r, i) => (r.group === g ? [i] : [])));
+    return xs.map((x) => (c?.mean != null && (x === k - 0.3 || x === k + 0.3) ? c.mean : null));
+  });
+  const groupColour = (g: string) => runs.find((r) => r.group === g)!.color;
+  lineChart(box, {
+    x: 'strategy', y: 'final validation perplexity', logY: false, height: 300, xRange: [-0.6, G.length - 0.4],
+    // One tick per strategy, named.
+    xAxis: { splits: () => G.map((_, k) => k), values: (_u, splits) => splits.map((v) => G[v] ?? '') },
+    series: [
+      ...done.map((i) => runSeries(runs[i]!, { paths: () => null, points: hollow(runs[i]!, 9) })),
+      ...G.map((g) => ({ label: `${g} mean`, stroke: groupColour(g), width: 3, spanGaps: true, points: { show: false }, value: (_u: uPlot, v: number | null) => fmt(v) })),
+    ],
+    data: [xs, ...ys, ...means] as uPlot.AlignedData, runOf: [...done, ...G.map(() => -1)],
+  });
+}
+
 function statusText(r: PageRun): string {
   return r.status === 'diverged' ? `diverged at step ${r.divergedStep ?? r.step}` : r.status;
 }
@@ -325,7 +360,7 @@ function renderLoss(): void {
       series.push(runSeries(r, beta > 0 ? { label: `${runLabel(r)} EMA ${beta}` } : {}));
       columns.push(joined[train + level]!);
       runOf.push(i);
-      series.push(runSeries(r, { label: `${runLabel(r)} val`, paths: () => null, points: { show: true, size: 7, stroke: r.color, fill: '#fff', width: 2 } }));
+      series.push(runSeries(r, { label: `${runLabel(r)} val`, paths: () => null, points: hollow(r, 7) }));
       columns.push(joined[starts[2 * i + 1]!]!);
       runOf.push(i);
     });
@@ -427,7 +462,7 @@ function renderDepth(): void {
     });
     lineChart(box, {
       x: 'block (1 = nearest the embedding)', y: m.label, logY: true,
-      series: runs.map((r) => runSeries(r, { points: { show: true, size: 5 } })), data: [x, ...ys] as uPlot.AlignedData, runOf: runs.map((_, i) => i),
+      series: runs.map((r) => runSeries(r, { points: hollow(r) })), data: [x, ...ys] as uPlot.AlignedData, runOf: runs.map((_, i) => i),
     });
   };
   slider.addEventListener('input', draw);
@@ -486,7 +521,7 @@ function depthLines(box: HTMLElement, which: number[], values: (i: number) => Va
   const n = Math.max(...which.map((i) => values(i).length));
   const xs = Array.from({ length: n }, (_, k) => k + from);
   lineChart(box, {
-    x, y, logY: true, series: which.map((i) => runSeries(runs[i]!, { points: { show: true, size: 5 } })),
+    x, y, logY: true, series: which.map((i) => runSeries(runs[i]!, { points: hollow(runs[i]!) })),
     data: [xs, ...which.map((i) => xs.map((_, k) => values(i)[k] ?? null))] as uPlot.AlignedData, runOf: which,
   });
 }
@@ -511,6 +546,7 @@ function layerDropChart(box: HTMLElement, which: number[]): void {
 
 setupFilter();
 renderHeadline();
+renderDots();
 renderRuns();
 if (runs.length) showRun(0);
 renderLoss();

@@ -6,6 +6,7 @@ import type { RunFacts } from '../facts.ts';
 import { flatten, orderedGroups, orderedSizes, strategyLabel } from '../facts.ts';
 import { styles } from '../figures.ts';
 import { envelope, HEAT_COLUMNS, heatBins, PLOT_COLUMNS, stepBins } from '../reduce.ts';
+import { ema } from '../smooth.ts';
 
 /** Smoothing levels the page's slider steps through (EMA weight of the past; 0 = raw). */
 export const SMOOTHING = [0, 0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999];
@@ -108,18 +109,6 @@ export function pageData(facts: RunFacts[], title: string, summary: string): Pag
     outputVar: ordered.map((f) => gridOf(f, 'output_var')),
     analyses: ordered.map(analysesOf),
   };
-}
-
-/** Exponential moving average with the first value as its start (no bias towards 0). */
-export function ema(values: ArrayLike<number>, beta: number): Float64Array {
-  const out = new Float64Array(values.length);
-  let m = NaN;
-  for (let i = 0; i < values.length; i++) {
-    const v = values[i]!;
-    m = !Number.isFinite(m) ? v : Number.isFinite(v) ? beta * m + (1 - beta) * v : m;
-    out[i] = Number.isFinite(v) ? m : v;
-  }
-  return out;
 }
 
 function lossOf(f: RunFacts): PageLoss {

@@ -63,6 +63,7 @@ export function renderPage(d: PageData, script: string): string {
 <h3>Final validation perplexity (mean ± std over seeds; lower is better)</h3>
 <p class="note">Diverged runs are counted, not averaged in (marked red); unfinished ones likewise. Click a header to sort, a cell to highlight its runs.</p>
 <div id="headline"></div>
+<div id="dots" class="chart"></div>
 <h3>Runs</h3>
 <p class="note">Click a header to sort, a run to highlight its curves and show its config.</p>
 <div class="runs-layout"><div id="runs"></div><aside id="run-detail"></aside></div>
