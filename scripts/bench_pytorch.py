@@ -6,6 +6,11 @@ cross-entropy, backward, global-norm clip, AdamW. Synthetic tokens, as in
 `normlab bench`. Not a dependency of normlab and not run in CI.
 
     OPENBLAS_NUM_THREADS=1 python3 scripts/bench_pytorch.py configs/bench/tiny.yaml --threads 2
+    python3 scripts/bench_pytorch.py configs/bench/130m.yaml --device cuda --precision bf16 --batch 64
+
+On CUDA it is PyTorch eager at its best: scaled_dot_product_attention, fused
+AdamW, `--precision tf32` allows TF32 products, `bf16` is autocast to bfloat16
+with float32 weights, optimizer state and gradients (what normlab's bf16 does).
 """
 import argparse
 import json
@@ -19,10 +24,22 @@ import torch.nn.functional as F
 import yaml
 
 
+# src/config/presets.ts: vocab, hidden, ffn, blocks, heads.
+PRESETS = {
+    "71m": (32000, 512, 1368, 12, 8), "130m": (32000, 768, 2048, 12, 12), "250m": (32000, 768, 2560, 24, 16),
+    "350m": (32000, 1024, 2736, 24, 16), "1b": (32000, 2048, 5461, 24, 32),
+}
+
+
 def load_config(path):
     with open(path) as f:
         raw = yaml.safe_load(f)
-    model, train = raw["model"], raw.get("train", {})
+    model, train = dict(raw["model"]), raw.get("train", {})
+    if "preset" in model:
+        if model["preset"] not in PRESETS:
+            raise SystemExit(f"{path}: preset {model['preset']} is not one this script knows ({', '.join(PRESETS)})")
+        preset = dict(zip(["vocab_size", "d_model", "ffn_dim", "n_layers", "n_heads"], PRESETS[model.pop("preset")]))
+        model = {**preset, **model}
     if model.get("norm", "pre") != "pre" or model.get("norm_type", "rmsnorm") != "rmsnorm":
         raise SystemExit(f"{path}: this script implements only norm: pre with norm_type: rmsnorm")
     return {
@@ -40,7 +57,9 @@ class RMSNorm(torch.nn.Module):
         self.eps = eps
 
     def forward(self, x):
-        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+        # Norms in float32 under autocast, as in normlab's bf16.
+        y = x.float()
+        return (y * torch.rsqrt(y.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight).to(x.dtype)
 
 
 def rotate_half(x):
@@ -64,6 +83,8 @@ class Block(torch.nn.Module):
         heads = lambda y: y.view(B, T, self.heads, hd).transpose(1, 2)
         q, k, v = heads(self.q(x)), heads(self.k(x)), heads(self.v(x))
         q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+        if x.is_cuda:  # flash / memory-efficient attention
+            return self.o(F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(B, T, d))
         a = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(hd) + mask, dim=-1)
         return self.o((a @ v).transpose(1, 2).reshape(B, T, d))
 
@@ -86,9 +107,9 @@ class Model(torch.nn.Module):
         T, hd = c["seq"], c["d"] // c["heads"]
         inv_freq = c["theta"] ** (-torch.arange(0, hd, 2, dtype=torch.float64) / hd)
         angles = torch.outer(torch.arange(T, dtype=torch.float64), inv_freq)
-        self.cos = torch.cat([angles.cos()] * 2, -1).float()
-        self.sin = torch.cat([angles.sin()] * 2, -1).float()
-        self.mask = torch.full((T, T), -1e9).triu(1)
+        self.register_buffer("cos", torch.cat([angles.cos()] * 2, -1).float(), persistent=False)
+        self.register_buffer("sin", torch.cat([angles.sin()] * 2, -1).float(), persistent=False)
+        self.register_buffer("mask", torch.full((T, T), -1e9).triu(1), persistent=False)
 
     def forward(self, ids):
         h = self.embed(ids)
@@ -102,43 +123,59 @@ def main():
     parser.add_argument("config")
     parser.add_argument("--steps", type=int, default=20, help="timed steps after 3 warm-up steps")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--precision", choices=["fp32", "tf32", "bf16"], default="fp32")
+    parser.add_argument("--batch", type=int, help="sequences per step (default: the config's train.batch_size)")
+    parser.add_argument("--seq", type=int, help="tokens per sequence (default: the config's train.seq_len)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     c = load_config(args.config)
+    c["batch"], c["seq"] = args.batch or c["batch"], args.seq or c["seq"]
+    device = torch.device(args.device)
+    cuda = device.type == "cuda"
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
-    model = Model(c)
+    torch.backends.cuda.matmul.allow_tf32 = args.precision == "tf32"
+    torch.backends.cudnn.allow_tf32 = args.precision == "tf32"
+    model = Model(c).to(device)
     decay = [p for p in model.parameters() if p.dim() >= 2]
     rest = [p for p in model.parameters() if p.dim() < 2]
     optimizer = torch.optim.AdamW([{"params": decay}, {"params": rest, "weight_decay": 0.0}],
-                                  lr=c["lr"], betas=(0.9, 0.95), eps=1e-8, weight_decay=0.0)
-    tokens = torch.randint(0, c["vocab"], (c["batch"], c["seq"] + 1))
+                                  lr=c["lr"], betas=(0.9, 0.95), eps=1e-8, weight_decay=0.0, **({"fused": True} if cuda else {}))
+    tokens = torch.randint(0, c["vocab"], (c["batch"], c["seq"] + 1), device=device)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.precision == "bf16")
 
     def step():
-        logits = model(tokens[:, :-1])
-        loss = F.cross_entropy(logits.reshape(-1, c["vocab"]), tokens[:, 1:].reshape(-1))
+        with autocast:
+            logits = model(tokens[:, :-1])
+        loss = F.cross_entropy(logits.float().reshape(-1, c["vocab"]), tokens[:, 1:].reshape(-1))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
-        return loss.item()
+        return loss
 
-    for _ in range(3):
-        step()
-    times = []
-    for _ in range(args.steps):
+    def timed():
         started = time.perf_counter()
         step()
-        times.append(time.perf_counter() - started)
+        if cuda:
+            torch.cuda.synchronize()
+        return time.perf_counter() - started
+
+    for _ in range(3):
+        step().item()
+    times = [timed() for _ in range(args.steps)]
     ms = statistics.median(times) * 1000
     tokens_per_s = c["batch"] * c["seq"] / (ms / 1000)
     result = {
-        "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "torch": torch.__version__, "device": torch.cuda.get_device_name(device) if cuda else "cpu",
+        "precision": args.precision, "batch": c["batch"], "seq": c["seq"], "threads": torch.get_num_threads(),
         "openblas_threads": os.environ.get("OPENBLAS_NUM_THREADS"), "parameters": sum(p.numel() for p in model.parameters()),
         "ms_per_step": round(ms, 2), "tokens_per_s": round(tokens_per_s, 1),
+        **({"peak_memory_mib": round(torch.cuda.max_memory_allocated(device) / 2**20)} if cuda else {}),
     }
     print(json.dumps(result) if args.json else
-          f"pytorch {result['torch']} ({result['threads']} threads): {ms:.1f} ms/step, {tokens_per_s:,.0f} tokens/s, "
+          f"pytorch {result['torch']} on {result['device']} ({args.precision}, {result['threads']} threads): {ms:.1f} ms/step, {tokens_per_s:,.0f} tokens/s, "
           f"{result['parameters']:,} parameters")
 
 

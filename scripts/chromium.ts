@@ -1,7 +1,7 @@
 // Drives a headless Chromium through the DevTools protocol to check an HTML
 // report the way a reader's browser opens it: console errors, exceptions and
 // requests are recorded, every canvas is checked for drawn pixels, a table
-// header is clicked, and a screenshot is taken. The WebSocket client is a few
+// header and a run are clicked, a filter is typed, and a screenshot is taken. The WebSocket client is a few
 // lines over node:http (Node 20 has no global WebSocket without a flag).
 //
 //   node --import tsx scripts/chromium.ts docs/cpu-study/report.html docs/cpu-study-report.png
@@ -111,6 +111,10 @@ export interface PageCheck {
   canvases: { where: string; drawn: boolean }[];
   /** The runs table's first column before and after a click on a header, and that header. */
   sort: { header: string; before: string[]; after: string[]; values: string[] };
+  /** After a click on the first run: the rows highlighted, and the run the detail panel shows. */
+  picked: { rows: string[]; detail: string };
+  /** The runs left visible by the filter `filter`. */
+  filtered: { filter: string; visible: string[] };
   screenshot: string;
   ms: number;
 }
@@ -151,12 +155,12 @@ async function launch(): Promise<{ proc: ChildProcess; url: string; profile: str
  * Opens each page in turn in one headless Chromium and checks it; `shots[i]`
  * is where page i's screenshot (the first 1280 × 900 CSS pixels) is written.
  */
-export async function checkPages(pages: string[], shots: string[], sortHeader = 'val ppl'): Promise<PageCheck[]> {
+export async function checkPages(pages: string[], shots: string[], sortHeader = 'val ppl', filter = 'model.norm=pre'): Promise<PageCheck[]> {
   const { proc, url, profile } = await launch();
   const cdp = await Cdp.connect(url);
   try {
     const out: PageCheck[] = [];
-    for (const [i, page] of pages.entries()) out.push(await checkPage(cdp, page, shots[i]!, sortHeader));
+    for (const [i, page] of pages.entries()) out.push(await checkPage(cdp, page, shots[i]!, sortHeader, filter));
     return out;
   } finally {
     await cdp.send('Browser.close').catch(() => undefined);
@@ -167,11 +171,16 @@ export async function checkPages(pages: string[], shots: string[], sortHeader = 
     if (proc.exitCode === null) proc.kill();
     await exited;
     clearTimeout(timer);
-    rmSync(profile, { recursive: true, force: true });
+    // Chromium's helper processes may still be writing to the profile for a moment after it exits.
+    try {
+      rmSync(profile, { recursive: true, force: true, maxRetries: 20, retryDelay: 100 });
+    } catch {
+      // A temporary folder left behind is not worth failing a check over.
+    }
   }
 }
 
-async function checkPage(cdp: Cdp, file: string, shot: string, sortHeader: string): Promise<PageCheck> {
+async function checkPage(cdp: Cdp, file: string, shot: string, sortHeader: string, filter: string): Promise<PageCheck> {
   const t0 = Date.now();
   const { targetId } = await cdp.send('Target.createTarget', { url: 'about:blank' }) as { targetId: string };
   const { sessionId } = await cdp.send('Target.attachToTarget', { targetId, flatten: true }) as { sessionId: string };
@@ -218,11 +227,19 @@ async function checkPage(cdp: Cdp, file: string, shot: string, sortHeader: strin
   for (const type of ['mousePressed', 'mouseReleased']) await send('Input.dispatchMouseEvent', { type, x: box.x, y: box.y, button: 'left', clickCount: 1 });
   const after = await evaluate<string[]>(RUNS_COLUMN(0));
   const values = await evaluate<string[]>(RUNS_COLUMN(k));
+  // The screenshot shows the page as opened (sorted, nothing picked or filtered yet).
   await evaluate('window.scrollTo(0, 0)');
   const png = await send('Page.captureScreenshot', { format: 'png' }) as { data: string };
   writeFileSync(shot, Buffer.from(png.data, 'base64'));
+  const first = await evaluate<{ x: number; y: number }>(`(() => { const td = document.querySelector('#runs tbody tr td');
+    td.scrollIntoView({ block: 'center' }); const r = td.getBoundingClientRect(); return { x: r.x + r.width / 2, y: r.y + r.height / 2 }; })()`);
+  for (const type of ['mousePressed', 'mouseReleased']) await send('Input.dispatchMouseEvent', { type, x: first.x, y: first.y, button: 'left', clickCount: 1 });
+  const picked = await evaluate<{ rows: string[]; detail: string }>(`({ rows: [...document.querySelectorAll('#runs tr.picked')].map((tr) => tr.children[0].textContent),
+    detail: document.querySelector('#run-detail td').textContent })`);
+  const visible = await evaluate<string[]>(`(() => { const input = document.getElementById('filter'); input.value = ${JSON.stringify(filter)};
+    input.dispatchEvent(new Event('input')); return [...document.querySelectorAll('#runs tbody tr:not(.filtered)')].map((tr) => tr.children[0].textContent); })()`);
   await cdp.send('Target.closeTarget', { targetId });
-  return { errors, requests, failed, canvases, sort: { header: sortHeader, before, after, values }, screenshot: shot, ms: Date.now() - t0 };
+  return { errors, requests, failed, canvases, sort: { header: sortHeader, before, after, values }, picked, filtered: { filter, visible }, screenshot: shot, ms: Date.now() - t0 };
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

@@ -194,7 +194,7 @@ test('every file in configs/ loads', () => {
 });
 
 test('a warm-up longer than the run is accepted (a few steps of a paper recipe)', () => {
-  const cfg = loadRunConfig(fileURLToPath(new URL('../configs/mixln-130m.yaml', import.meta.url)), ['train.steps=2', 'train.batch_size=1']);
+  const cfg = loadRunConfig(fileURLToPath(new URL('../configs/mixln-130m.yaml', import.meta.url)), ['train.steps=2', 'train.batch_size=1', 'train.micro_batch_size=1']);
   assert.equal(cfg.train.steps, 2);
   assert.equal(cfg.train.warmup_steps, 2000);
 });

@@ -8,9 +8,11 @@ import { figures, lossSeries } from '../src/report/figures.ts';
 import { gatherRuns } from '../src/report/gather.ts';
 import { ema } from '../src/report/smooth.ts';
 import { dodge } from '../src/report/svg.ts';
+import { runCli } from './helpers/cli.ts';
 import { lossAt, STUDY_RUNS, STUDY_STEPS, writeStudy } from './helpers/study.ts';
 
-const gathered = gatherRuns(writeStudy());
+const runsDir = writeStudy();
+const gathered = gatherRuns(runsDir);
 const facts = runFacts(gathered.runs);
 test.after(() => gathered.close());
 
@@ -64,4 +66,10 @@ test('markers are hollow: one drawn over another leaves it visible', () => {
 
 test('dodge: markers that would overlap go side by side, far ones stay centred', () => {
   assert.deepEqual(dodge([100, 100, 104, 150, 100], 10), [0, 1, -1, 0, 2]);
+});
+
+test('report --smoothing outside [0, 1) is refused before anything is written', () => {
+  const r = runCli(['report', '--runs-dir', runsDir, '--smoothing', '1']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /--smoothing: expected an EMA weight in \[0, 1\)/);
 });

@@ -86,7 +86,7 @@ test('a 100,000-step run is smoothed in full, then reduced: no raw series in the
   }
 });
 
-test('the HTML report in headless Chromium: no errors or requests, every canvas drawn, the runs table sorts on a click', { skip: CHROMIUM ? false : 'no Chromium (apt-get install chromium)' }, async () => {
+test('the HTML report in headless Chromium: no errors or requests, every canvas drawn, a header click sorts, a run click highlights, the filter filters', { skip: CHROMIUM ? false : 'no Chromium (apt-get install chromium)' }, async () => {
   const study = existsSync(page) ? page : (runCli(['report', '--runs-dir', runsDir, '--format', 'html', '--out', out]), page);
   // The committed CPU-study page too: what a reader opens.
   const docs = join(ROOT, 'docs', 'cpu-study', 'report.html');
@@ -103,12 +103,16 @@ test('the HTML report in headless Chromium: no errors or requests, every canvas 
     const values = r.sort.values.map((v) => (v === '—' ? Infinity : Number(v)));
     assert.deepEqual(values, [...values].sort((a, b) => a - b), `${name}: sorted by ${r.sort.header} after the click`);
     assert.notDeepEqual(r.sort.after, r.sort.before, `${name}: the click changed the order (${JSON.stringify(r.sort)})`);
+    assert.deepEqual(r.picked.rows, [r.sort.after[0]], `${name}: the clicked run is highlighted`);
+    assert.equal(r.picked.detail, r.sort.after[0], `${name}: and its config shown`);
+    assert.ok(r.filtered.visible.length > 0 && r.filtered.visible.length < r.sort.after.length, `${name}: the filter ${r.filtered.filter} keeps some runs`);
     assert.ok(statSync(r.screenshot).size > 10_000);
     assert.deepEqual([...readFileSync(r.screenshot).subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47]);
   }
   // The fixture page: the perplexity dot plot (one size), 6 runs × 2 heatmaps, 2 colour bars, loss, depth;
   // 2 angular maps, their colour bar, 3 analysis charts.
   assert.equal(results[0]!.canvases.length, 23);
+  assert.deepEqual(results[0]!.filtered.visible.sort(), ['s-pre-0', 's-pre-1']);
 });
 
 test('docs/cpu-study/report.html stays under 5 MB', { skip: existsSync(join(ROOT, 'docs', 'cpu-study', 'report.html')) ? false : 'not written yet' }, () => {

@@ -214,9 +214,9 @@ test('--dry-run prints the exact plan; two workers train every run exactly once;
   assert.equal(dry.code, 0, dry.stderr);
   const lines = dry.stdout.trim().split('\n');
   assert.match(lines[0]!, /^sweep study: 4 runs \(grid\)/);
-  assert.equal(lines.length, 2 + 4);
+  assert.equal(lines.length, 2 + 4 + 1, 'header, titles, runs, total cost');
   plan.runs.forEach((run, i) => {
-    assert.match(lines[2 + i]!, new RegExp(`^#${i + 1}\\s+${run.id}\\s+${run.hash}\\s+pending\\s+0/10\\s+${formatOverrides(run.overrides)}$`));
+    assert.match(lines[2 + i]!, new RegExp(`^#${i + 1}\\s+${run.id}\\s+${run.hash}\\s+pending\\s+0/10\\s+corpus brown \\(byte\\)\\s+\\S+ tokens\\s+[\\d.]+ GPU-h\\s+${formatOverrides(run.overrides)}$`));
   });
   assert.equal(existsSync(join(dir, 'runs')), false, 'a dry run writes nothing');
 

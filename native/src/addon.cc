@@ -177,17 +177,28 @@ Napi::Value Run(const Napi::CallbackInfo& info) {
   });
 }
 
+// Host to GPU without waiting for the GPU: a single value (tfjs's scalars) is
+// a fill kernel; an array is copied from pinned memory asynchronously (ATen
+// keeps the pinned block until the copy is done). A pageable copy would wait
+// for every kernel queued before it, once per upload.
+at::Tensor toCuda(const at::Tensor& pinned) {
+  const auto options = pinned.options().device(currentDevice()).pinned_memory(false);
+  if (pinned.numel() == 1) return at::full(pinned.sizes(), pinned.item(), options);
+  return pinned.to(options, /*non_blocking=*/true);
+}
+
 // upload(values: TypedArray, shape, dtype) → handle. The values are copied.
 Napi::Value Upload(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     Napi::TypedArray values = info[0].As<Napi::TypedArray>();
     const at::ScalarType dtype = scalarType(info[2].As<Napi::String>().Utf8Value());
-    at::Tensor t = at::empty(toShape(info[1]), at::TensorOptions().dtype(dtype));
+    const bool cuda = currentDevice().is_cuda();
+    at::Tensor t = at::empty(toShape(info[1]), at::TensorOptions().dtype(dtype).pinned_memory(cuda));
     TORCH_CHECK(values.ByteLength() == t.nbytes(), "upload: ", values.ByteLength(), " bytes of values for a tensor of ",
                 t.nbytes(), " bytes");
     const auto* data = static_cast<const uint8_t*>(values.ArrayBuffer().Data()) + values.ByteOffset();
     if (t.nbytes() > 0) std::memcpy(t.data_ptr(), data, t.nbytes());
-    return Napi::Number::New(info.Env(), handles.add(t.to(currentDevice())));
+    return Napi::Number::New(info.Env(), handles.add(cuda ? toCuda(t) : t));
   });
 }
 

@@ -1,12 +1,12 @@
 // normlab bench [config] [--backend …] [--steps N] [--json]
 import { fileURLToPath } from 'node:url';
 import { type Command, InvalidArgumentError } from 'commander';
-import { AddonUnavailable, type NativeMemory, useTorch } from '../backend/torch/index.ts';
+import { AddonUnavailable, type NativeMemory, setTorchPrecision, useTorch } from '../backend/torch/index.ts';
 import { benchmark, type BenchResult, matMulRate } from '../bench/bench.ts';
 import { loadRunConfig } from '../config/load.ts';
 import type { RunConfig } from '../config/schema.ts';
 import { checkFitsBackend } from '../train/memory.ts';
-import { applyPrecision } from '../train/precision.ts';
+import { applyPrecision, resolvePrecision } from '../train/precision.ts';
 import { backendOption, startBackend } from './common.ts';
 
 const DEFAULT_CONFIG = fileURLToPath(new URL('../../configs/bench/tiny.yaml', import.meta.url));
@@ -45,11 +45,14 @@ function gflops(value: string): number {
  * reaches here (measured before the benchmarked backend starts), else that
  * backend's own.
  */
-async function machinePeak(flags: BenchFlags): Promise<Peak | undefined> {
+async function machinePeak(flags: BenchFlags, config: RunConfig): Promise<Peak | undefined> {
   if (flags.peak) return { gflops: flags.peak, how: 'given with --peak' };
   try {
     const torch = await useTorch('auto');
-    return { gflops: matMulRate(2048), how: `torch matMul 2048², ${torch.description}` };
+    // In the run's precision: a bf16 step's MFU is against the bf16 peak.
+    const precision = resolvePrecision(config, 'torch', torch.device);
+    setTorchPrecision(precision);
+    return { gflops: matMulRate(2048), how: `torch matMul 2048² in ${precision}, ${torch.description}` };
   } catch (e) {
     if (!(e instanceof AddonUnavailable)) throw e;
     return undefined;
@@ -97,7 +100,7 @@ export function registerBench(program: Command): void {
     .option('--json', 'print one JSON object')
     .action(async (file: string, flags: BenchFlags) => {
       const config = loadRunConfig(file, flags.set);
-      const measured = await machinePeak(flags);
+      const measured = await machinePeak(flags, config);
       const backend = await startBackend(flags.backend);
       checkFitsBackend(config, backend.name);
       const precision = applyPrecision(config, backend.name);

@@ -7,6 +7,7 @@ import { arraySpec } from '../slurm/script.ts';
 import { runsToSubmit, scriptFor, slurmLabel, submitRuns, sweepDir, sweepSlurmView, type SubmitOptions } from '../slurm/executor.ts';
 import { SlurmError } from '../slurm/queue.ts';
 import { currentOwner } from '../sweep/claims.ts';
+import { dataLabel, ESTIMATE_RATE, estimateRun, shortCount } from '../sweep/estimate.ts';
 import { describePlan, describeSummary } from '../sweep/describe.ts';
 import { detectGpus, launchWorkers, workerEnv } from '../sweep/launch.ts';
 import { expandSweep, readPlan, writePlan, type Plan } from '../sweep/plan.ts';
@@ -95,7 +96,11 @@ export function registerSweep(program: Command, setExitCode: SetExitCode): void 
         return;
       }
       if (flags.dryRun) {
-        for (const line of describePlan(plan, statuses())) console.log(line);
+        const estimates = plan.runs.map((r) => estimateRun(r.config));
+        const cells = plan.runs.map((r, i) => `${dataLabel(r.config)}  ${shortCount(estimates[i]!.tokens)} tokens  ${estimates[i]!.gpuHours.toFixed(1)} GPU-h`);
+        for (const line of describePlan(plan, statuses(), { header: 'data, tokens, cost', cells })) console.log(line);
+        const total = estimates.reduce((n, e) => n + e.gpuHours, 0);
+        console.log(`total ${shortCount(estimates.reduce((n, e) => n + e.tokens, 0))} tokens, ${total.toFixed(0)} ${ESTIMATE_RATE}`);
         return;
       }
       const workers = positiveInt(flags.workers, '--workers');

@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { torchDevice, torchMemory } from '../backend/torch/index.ts';
 import { loadRunConfig } from '../config/load.ts';
 import type { RunConfig } from '../config/schema.ts';
+import { inputsExist } from '../data/training.ts';
 import { RunStore } from '../store/store.ts';
 import { checkFitsBackend } from '../train/memory.ts';
 import { resolvePrecision } from '../train/precision.ts';
@@ -66,6 +67,7 @@ export function registerTrain(program: Command, setExitCode: SetExitCode): void 
         checkFitsBackend(config, backend.name);
         return;
       }
+      inputsExist(config.data); // missing data or tokenizer files first: on a fresh machine that is the news
       const identity = runIdentity(config);
       // Under torchrun or srun this process is one rank; --nproc-per-node then means nothing more.
       const launch = rankEnv();
@@ -82,7 +84,7 @@ export function registerTrain(program: Command, setExitCode: SetExitCode): void 
       const replica = launch && joinDataParallel(launch, config.train.batch_size);
       try {
         // Everything that can refuse the run does so before a file is written.
-        checkFitsBackend(config, backend.name);
+        checkFitsBackend(config, backend.name, { ranks: launch?.worldSize });
         const precision = resolvePrecision(config, backend.name);
         // Rank 0 prepares the data (into a cache all ranks share) before the others read it.
         const data = replica ? await replica.firstOnRankZero(() => trainingData(config)) : await trainingData(config);
@@ -119,7 +121,7 @@ async function launchRanks(config: RunConfig, flags: TrainFlags, ranks: number):
   if (config.train.batch_size % ranks !== 0) {
     throw new UsageError(`train.batch_size ${config.train.batch_size} does not divide among ${ranks} ranks: each rank takes an equal share of every batch; use a multiple of ${ranks}`);
   }
-  checkFitsBackend(config, backend.name);
+  checkFitsBackend(config, backend.name, { ranks, localRanks: ranks });
   await trainingData(config);
   const timeout = collectiveTimeoutSeconds();
   if (!flags.quiet) console.log(`data parallel: ${ranks} ranks on this machine over c10d ${processGroup} (collective timeout ${timeout} s)`);

@@ -71,6 +71,12 @@ export function setKey(obj: Mapping, key: string, value: unknown, source: string
     node = node[seg];
   });
   node[segs[segs.length - 1]] = value;
+  // Naming a corpus means training on it: it replaces the config's files
+  // (`--set data.corpus=brown` runs a C4 recipe on the embedded corpus).
+  if (key === 'data.corpus' && isMapping(out.data)) {
+    delete out.data.source;
+    delete out.data.val_source;
+  }
   return out;
 }
 

@@ -134,7 +134,8 @@ function truncatedRows(split: TokenStore, T: number, { pad, keepEnd }: RowEnds):
  * it is short), consecutive windows (packed) or the first documents (truncate,
  * with their loss weights). With `tokens`, as many leading rows as hold that
  * many real targets instead, whatever the batch size (rows past them in the
- * last batch weigh 0), so every run of a study scores the same tokens.
+ * last batch weigh 0), so every run of a study scores the same tokens; a
+ * split holding fewer is scored whole.
  */
 export function validationBatches(
   mode: Batching, split: TokenStore, batchSize: number, seqLen: number, n: number, ends: RowEnds, tokens?: number,
@@ -143,13 +144,17 @@ export function validationBatches(
   const scratch = new Int32Array(seqLen + 1);
   const wanted = tokens === undefined ? undefined : rowsHolding(rows, tokens, scratch);
   const count = wanted === undefined ? Math.min(n, Math.floor(rows.count / batchSize)) : Math.ceil(wanted / batchSize);
-  if (count < 1 || (wanted !== undefined && count * batchSize > rows.count)) throw tooShort('val', split, mode, seqLen, batchSize);
+  if (count < 1) throw tooShort('val', split, mode, seqLen, batchSize);
   const batches = Array.from({ length: count }, () => new Int32Array(batchSize * (seqLen + 1)));
   const weights = Array.from({ length: count }, () => new Float32Array(batchSize * seqLen));
   batches.forEach((batch, i) => {
     for (let b = 0; b < batchSize; b++) {
-      const real = rows.read(i * batchSize + b, batch, b);
-      if (wanted === undefined || i * batchSize + b < wanted) weights[i].fill(1, b * seqLen, b * seqLen + real);
+      const r = i * batchSize + b;
+      if (r >= rows.count) batch.fill(ends.pad, b * (seqLen + 1), (b + 1) * (seqLen + 1)); // a split smaller than one batch: padding, weighing 0
+      else {
+        const real = rows.read(r, batch, b);
+        if (wanted === undefined || r < wanted) weights[i].fill(1, b * seqLen, b * seqLen + real);
+      }
     }
   });
   return mode === 'truncate' || wanted !== undefined ? { tokens: batches, weights } : { tokens: batches };

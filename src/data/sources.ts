@@ -61,6 +61,11 @@ function resolveSpec(spec: string): SourceEntry[] {
   return [fileEntry(resolve(spec), true)];
 }
 
+const C4_HINT = '. C4 English as the papers used it is allenai/c4 (`en`) on the Hugging Face hub (their code streamed it from there); ' +
+  'on a machine with network access: `huggingface-cli download allenai/c4 --repo-type dataset --include "en/*" --local-dir data/c4` ' +
+  '(~300 GB; a few train files and the validation files are enough to start), then copy data/c4/en here. ' +
+  'Without it, `--set data.corpus=brown --set data.tokenizer=byte` trains the recipe on the embedded corpus';
+
 function resolveGlob(pattern: string): FileEntry[] {
   // Glob from the pattern's fixed leading folders, as tinyglobby asks (it walks its cwd).
   const parts = pattern.split(/[\\/]/);
@@ -68,7 +73,7 @@ function resolveGlob(pattern: string): FileEntry[] {
   const base = resolve(parts.slice(0, fixed).join(sep) || '.');
   const rest = parts.slice(fixed).join('/');
   const files = globSync(rest, { cwd: base, absolute: true, onlyFiles: true, dot: false }).sort(byPath);
-  if (files.length === 0) throw new DataError(`${pattern}: the pattern matches no file`);
+  if (files.length === 0) throw new DataError(`${pattern}: the pattern matches no file${/c4/i.test(pattern) ? C4_HINT : ''}`);
   return files.map((f) => fileEntry(f, true));
 }
 

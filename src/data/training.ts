@@ -50,10 +50,12 @@ export interface TrainingBatches {
   validationWeights?: Float32Array[];
   /** Tokens in the training split. */
   tokens: number;
+  /** The prepared dataset's key (DatasetMeta.key): what analyses name as their data. */
+  dataset: string;
 }
 
 export async function trainingBatches(data: DataSpec, batch: BatchSpec, cacheDir: string): Promise<TrainingBatches> {
-  const info = tokenizerInfo(data.tokenizer, data.eos_token);
+  const info = inputsExist(data);
   const dir = await datasetFor(data, info, cacheDir);
   const { meta, train, val } = openDataset(dir, batch.vocabSize);
   checkFits(dir, meta, data, info, batch.vocabSize);
@@ -67,7 +69,32 @@ export async function trainingBatches(data: DataSpec, batch: BatchSpec, cacheDir
     validation: validation.tokens,
     ...(validation.weights && { validationWeights: validation.weights }),
     tokens: train.length,
+    dataset: meta.key,
   };
+}
+
+/**
+ * The tokenizer, once the tokenizer and the sources are known to exist: a
+ * fresh machine missing both (C4 and T5 for the paper recipes) hears of both
+ * at once.
+ */
+export function inputsExist(data: DataSpec): AnyTokenizerInfo {
+  const problems: string[] = [];
+  const attempt = <T>(f: () => T): T | undefined => {
+    try {
+      return f();
+    } catch (e) {
+      if (!(e instanceof DataError)) throw e;
+      problems.push(e.message);
+      return undefined;
+    }
+  };
+  const info = attempt(() => tokenizerInfo(data.tokenizer, data.eos_token));
+  const specs = data.source === undefined ? [data.corpus] : [data.source].flat();
+  const sourcesFound = specs.length === 1 && isPreparedDataset(specs[0]) ? true : attempt(() => resolveSources(specs)) !== undefined;
+  if (sourcesFound && data.val_source !== undefined) attempt(() => resolveSources([data.val_source!].flat()));
+  if (problems.length > 0) throw new DataError(problems.join('\n'));
+  return info!;
 }
 
 /** The prepared folder the config names, or its sources' cache folder (prepared now unless up to date). */

@@ -32,9 +32,10 @@ function activationFloatsPerToken(cfg: RunConfig): number {
 
 export interface MemoryPlan {
   parameters: number;
-  /** Rows per forward/backward pass, and passes per step. */
+  /** Rows per forward/backward pass, and passes per step on each rank. */
   microBatch: number;
   microBatches: number;
+  ranks: number;
   tokensPerStep: number;
   bytes: {
     weights: number;
@@ -49,15 +50,24 @@ export interface MemoryPlan {
   };
 }
 
-/** Memory one device of `backend` needs for a training step of `cfg` at `microBatch` rows per pass (default: the config's). */
-export function planMemory(cfg: RunConfig, backend: string, microBatch = cfg.train.micro_batch_size ?? cfg.train.batch_size): MemoryPlan {
+/** Rows per pass: micro_batch_size, else each rank's share of the batch. */
+export function defaultMicroBatch(cfg: RunConfig, ranks = 1): number {
+  return Math.min(cfg.train.micro_batch_size ?? Infinity, cfg.train.batch_size / ranks);
+}
+
+/**
+ * Memory one device of `backend` needs for a training step of `cfg` at
+ * `microBatch` rows per pass (default: the config's, on one of `ranks` data-parallel ranks).
+ */
+export function planMemory(cfg: RunConfig, backend: string, microBatch?: number, ranks = 1): MemoryPlan {
   const P = parameterCount(cfg.model);
-  const microBatches = cfg.train.batch_size / microBatch;
+  microBatch ??= defaultMicroBatch(cfg, ranks);
+  const microBatches = cfg.train.batch_size / ranks / microBatch;
   const weights = 4 * P, optimizer = 8 * P, gradients = 4 * P * (microBatches > 1 ? 2 : 1);
   const workspace = workspacePerParameter(backend) * P;
   const activations = 4 * activationFloatsPerToken(cfg) * microBatch * cfg.train.seq_len;
   return {
-    parameters: P, microBatch, microBatches, tokensPerStep: cfg.train.batch_size * cfg.train.seq_len,
+    parameters: P, microBatch, microBatches, ranks, tokensPerStep: cfg.train.batch_size * cfg.train.seq_len,
     bytes: { weights, optimizer, gradients, workspace, activations, total: weights + optimizer + gradients + workspace + activations },
   };
 }
@@ -116,30 +126,41 @@ export class MemoryLimitError extends Error {
 }
 
 /** The largest micro-batch (a divisor of batch_size) whose step fits `limit`, or undefined when even one row does not. */
-export function fittingMicroBatch(cfg: RunConfig, backend: string, limit: number): number | undefined {
-  for (let m = cfg.train.batch_size; m >= 1; m--) {
-    if (cfg.train.batch_size % m === 0 && planMemory(cfg, backend, m).bytes.total <= limit) return m;
+export function fittingMicroBatch(cfg: RunConfig, backend: string, limit: number, ranks = 1): number | undefined {
+  const rows = cfg.train.batch_size / ranks;
+  for (let m = rows; m >= 1; m--) {
+    if (rows % m === 0 && planMemory(cfg, backend, m, ranks).bytes.total <= limit) return m;
   }
   return undefined;
 }
 
 const gib = (b: number) => (b / 2 ** 30).toFixed(1);
 
+/** Data parallel: `ranks` in all, `localRanks` of them sharing this machine's RAM. */
+export interface RankLayout {
+  ranks?: number;
+  localRanks?: number;
+  device?: string;
+}
+
 /** Refuses (MemoryLimitError, exit 2) a config whose training step cannot fit the device's memory. */
-export function checkFitsBackend(cfg: RunConfig, backend: string, device = torchDevice()): void {
-  const limit = deviceMemory(backend, device);
-  const plan = planMemory(cfg, backend);
+export function checkFitsBackend(cfg: RunConfig, backend: string, { ranks = 1, localRanks = 1, device = torchDevice() }: RankLayout = {}): void {
+  const memory = deviceMemory(backend, device);
+  // Ranks on one machine share its RAM; each GPU is its own.
+  const limit = memory?.what === 'RAM' ? { ...memory, bytes: memory.bytes / localRanks } : memory;
+  const plan = planMemory(cfg, backend, undefined, ranks);
   if (!limit || plan.bytes.total <= limit.bytes) return;
-  const fits = fittingMicroBatch(cfg, backend, limit.bytes);
+  const fits = fittingMicroBatch(cfg, backend, limit.bytes, ranks);
   const size = `${(plan.parameters / 1e6).toFixed(0)}M parameters, micro-batch ${plan.microBatch} × ${cfg.train.seq_len}`;
   const fix = fits
-    ? `Set train.micro_batch_size: ${fits} (the step then accumulates ${cfg.train.batch_size / fits} micro-batches of ${fits} rows, same batch; about ${gib(planMemory(cfg, backend, fits).bytes.total)} GiB)`
+    ? `Set train.micro_batch_size: ${fits} (the step then accumulates ${plan.microBatches * plan.microBatch / fits} micro-batches of ${fits} rows${ranks > 1 ? ' on each rank' : ''}, same batch; about ${gib(planMemory(cfg, backend, fits, ranks).bytes.total)} GiB)`
     : 'Even a micro-batch of one row does not fit: lower train.seq_len or use a smaller model';
   const alternative = backend === 'wasm'
     ? '; or use a native backend: --backend torch (libtorch; see README) or --backend tensorflow (@tensorflow/tfjs-node)'
     : '';
+  const share = localRanks > 1 && limit.what === 'RAM' ? ` shared by ${localRanks} ranks` : '';
   throw new MemoryLimitError(
     `a training step of this model (${size}) needs about ${gib(plan.bytes.total)} GiB ` +
-    `(activations ${gib(plan.bytes.activations)} GiB), more than ${limit.what} allows (${gib(limit.bytes)} GiB). ` +
+    `(activations ${gib(plan.bytes.activations)} GiB), more than ${limit.what}${share} allows (${gib(limit.bytes)} GiB). ` +
     `${fix}${alternative}. \`normlab plan <config>\` shows the estimate.`);
 }

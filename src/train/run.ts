@@ -13,6 +13,7 @@ import { MetricBuffer, type RunStore } from '../store/store.ts';
 import { writeFileDurably } from '../model/safetensors.ts';
 import { cheapAnalysisRows } from '../analyze/analyses.ts';
 import type { ForwardAnalysis } from '../metrics/analysis.ts';
+import { type SampleSet, sampleSetKey } from '../analyze/sample-set.ts';
 import { AnalysisStore } from '../store/analyses.ts';
 import { LiveEvents } from '../tensorboard/runs.ts';
 import { checkFitsBackend } from './memory.ts';
@@ -47,7 +48,7 @@ export function trainingData(config: RunConfig): Promise<RunData> {
   }, resolve(config.output.runs_dir, '.cache', 'data'));
 }
 
-export type RunData = TrainingData & { tokens: number };
+export type RunData = TrainingData & { tokens: number; dataset: string };
 
 export interface RunOptions {
   config: RunConfig;
@@ -88,9 +89,17 @@ function rankShare(data: RunData, config: RunConfig, replica: Replica | undefine
   };
 }
 
+/** Training's analyses take the first validation batch: the first batch_size validation windows. */
+function trainingSampleSet(config: RunConfig, data: RunData, backend: string, precision: string): SampleSet {
+  const { seq_len } = config.train;
+  const samples = data.validation[0]!.length / (seq_len + 1);
+  const key = sampleSetKey({ dataset: data.dataset, batching: config.data.batching, samples, seqLen: seq_len });
+  return { key, backend, precision };
+}
+
 export async function executeRun(opts: RunOptions): Promise<RunResult> {
   const { config, store } = opts;
-  checkFitsBackend(config, opts.backend);
+  checkFitsBackend(config, opts.backend, { ranks: opts.replica?.worldSize });
   const precision = applyPrecision(config, opts.backend);
   const versions = { ...opts.versions, precision };
   const { replica } = opts;
@@ -130,7 +139,8 @@ export async function executeRun(opts: RunOptions): Promise<RunResult> {
         events?.resumeAfter(step);
       },
       recordAnalysis: onlyRankZero(replica, () => (step: number, forward: ForwardAnalysis) => {
-        for (const [name, rows] of Object.entries(cheapAnalysisRows(forward))) analysisStore().write(identity.id, step, name, rows);
+        const set = trainingSampleSet(config, data, opts.backend, precision);
+        for (const [name, rows] of Object.entries(cheapAnalysisRows(forward))) analysisStore().write(identity.id, step, name, set, rows);
       }, () => undefined),
       replica,
       hooks: {

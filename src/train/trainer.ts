@@ -17,6 +17,7 @@ import type { MetricBuffer } from '../store/store.ts';
 import { AdamW, clipFactor } from './adamw.ts';
 import { latestGoodCheckpoint, removeUnfinishedCheckpoints, saveCheckpoint, type SaveOptions } from './checkpoint.ts';
 import { evaluate } from './evaluate.ts';
+import { PrefetchedData } from './prefetch.ts';
 import { learningRate } from './schedule.ts';
 import { accumulateGradients, type HostBatch, singleProcess, splitBatch, sumOverRanks } from './accumulate.ts';
 import type { Replica } from '../distributed/replica.ts';
@@ -28,6 +29,8 @@ export interface TrainingData {
   lastBatchWeights?(): Float32Array;
   position(): unknown;
   seek(position: unknown): void;
+  /** Reads the next batch ahead, while the device computes (prefetch.ts); position() stays the consumed batches'. */
+  prefetch?(): void;
   validation: Int32Array[];
   /** Loss weights of each validation batch, as lastBatchWeights. */
   validationWeights?: Float32Array[];
@@ -80,10 +83,10 @@ export function divergenceLoss(config: RunConfig): number {
   return config.train.diverge_loss ?? 3 * Math.log(config.model.vocab_size);
 }
 
-/** The first validation batch as the analyses take it (inputs and flat targets). */
-function analysisBatch(tokens: tf.Tensor2D): Batch {
+/** The first validation batch as the analyses take it (inputs, flat targets, and the pad mask under truncate batching). */
+function analysisBatch(tokens: tf.Tensor2D, weights: Float32Array | undefined): Batch {
   const [B] = tokens.shape;
-  return batchOf(tokens.dataSync() as Int32Array, B);
+  return { ...batchOf(tokens.dataSync() as Int32Array, B), ...(weights && { weights }) };
 }
 
 /** nGPT trains without weight decay (MODEL.md §7.3). */
@@ -188,6 +191,8 @@ function timesScale(scales: number | ((key: string) => number), factor: number):
 function trainStep(ctx: TrainContext, s: State, diagnostics: boolean): Omit<StepReport, 'tokensPerSecond'> | { diverged: string } {
   const { train } = ctx.config;
   const local = accumulateGradients(s.model, s.params, microBatches(ctx), diagnostics);
+  // The kernels are queued; read the next batch before anything waits for them.
+  ctx.data.prefetch?.();
   const { grads, lossSum, tokens } = (ctx.replica ? sumOverRanks(ctx.replica) : singleProcess)(local);
   try {
     // The gradient is G / N: its norms are G's over N, and AdamW takes the 1/N with the clip factor.
@@ -220,7 +225,8 @@ function trainStep(ctx: TrainContext, s: State, diagnostics: boolean): Omit<Step
   }
 }
 
-export async function train(ctx: TrainContext): Promise<TrainOutcome> {
+export async function train(context: TrainContext): Promise<TrainOutcome> {
+  const ctx = { ...context, data: new PrefetchedData(context.data) };
   const { train } = ctx.config;
   const s = restoreOrInit(ctx);
   ctx.replica?.checkSameStart(s.step, s.params);
@@ -251,7 +257,7 @@ export async function train(ctx: TrainContext): Promise<TrainOutcome> {
         lastValidation = v;
       }
       if (ctx.recordAnalysis && train.analyze_every > 0 && s.step % train.analyze_every === 0) {
-        const batch = analysisBatch(validation[0]!);
+        const batch = analysisBatch(validation[0]!, ctx.data.validationWeights?.[0]);
         try {
           ctx.recordAnalysis(s.step, forwardAnalysis(s.model, s.params, batch));
         } finally {

@@ -1,5 +1,5 @@
 // A small fake sweep in a runs folder, with known metrics: three strategies ×
-// two seeds on a 3-block model, one run diverged (its last losses NaN), layer
+// two seeds on a 4-block model, one run diverged (its last losses NaN), layer
 // analyses on two runs. Its values are functions of (run, step, block), so a
 // test can compare what an export or a page holds with what was stored.
 import { join } from 'node:path';
@@ -24,7 +24,7 @@ export const STUDY_RUNS: StudyRun[] = [
   { id: 's-mix-0', norm: 'mix', seed: 0, analysed: true },
   { id: 's-mix-1', norm: 'mix', seed: 1 },
 ];
-export const STUDY_LAYERS = 3;
+export const STUDY_LAYERS = 4;
 export const STUDY_STEPS = 40;
 export const DIAG_STEPS = [10, 20, 30, 40];
 export const VAL_STEPS = [20, 40];
@@ -68,13 +68,15 @@ export function writeStudy(): string {
   return dir;
 }
 
+const STUDY_SET = { key: 'validation first 8 (packed) seq 16 data 0123456789abcdef', backend: 'cpu', precision: 'fp32' };
+
 function writeAnalyses(file: string, r: StudyRun): void {
   const a = AnalysisStore.open(file);
   const blocks = Array.from({ length: STUDY_LAYERS }, (_, i) => i + 1);
-  a.write(r.id, 40, 'angular', blocks.flatMap((n) => Array.from({ length: STUDY_LAYERS - n + 1 }, (_, i) => row(i, (i + n) / 10, { n }))));
-  a.write(r.id, 40, 'variance', [0, ...blocks].map((l) => row(l, (l + 1) ** 2)));
-  a.write(r.id, 40, 'max_abs', blocks.map((b) => row(b, 10 * b)));
-  a.write(r.id, 40, 'loss', [row(0, 2.5)]);
-  a.write(r.id, 40, 'layer_drop', blocks.map((b) => row(b, (b - 2) * 0.01)));
+  a.write(r.id, 40, 'angular', STUDY_SET, blocks.flatMap((n) => Array.from({ length: STUDY_LAYERS - n + 1 }, (_, i) => row(i, (i + n) / 10, { n }))));
+  a.write(r.id, 40, 'variance', STUDY_SET, [0, ...blocks].map((l) => row(l, (l + 1) ** 2)));
+  a.write(r.id, 40, 'max_abs', STUDY_SET, blocks.map((b) => row(b, 10 * b)));
+  a.write(r.id, 40, 'loss', STUDY_SET, [row(0, 2.5)]);
+  a.write(r.id, 40, 'layer_drop', STUDY_SET, blocks.map((b) => row(b, (b - 2) * 0.01)));
   a.close();
 }
