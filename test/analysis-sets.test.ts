@@ -102,6 +102,8 @@ test('a store from before sample sets reports its analyses as "sample set unknow
   const tables = (JSON.parse(report.stdout) as { tables: { id: string; note?: string; rows: Record<string, unknown>[] }[] }).tables;
   assert.equal(tables.find((t) => t.id === 'analysis-runs')!.rows[0]!['sample set'], 'sample set unknown');
   assert.match(tables.find((t) => t.id === 'hidden-variance')!.note!, /; sample set unknown\./);
+  const html = runCli(['report', '--runs-dir', join(dir, 'runs'), '--format', 'html'], dir);
+  assert.match(html.stdout, /"sampleSet":"sample set unknown"/, 'the HTML page names the set too');
 
   const run = readdirSync(join(dir, 'runs')).find((n) => n.startsWith('tiny-'))!;
   const r = runCli(['analyze', join(dir, 'runs', run), '--samples', '2', '--what', 'variance'], dir);

@@ -116,7 +116,8 @@ function restoreOrInit(ctx: TrainContext): State {
   const { params, moments } = checkpoint;
   if (checkpoint.state.configHash !== ctx.configHash) {
     tf.dispose([...Object.values(params), ...Object.values(moments!.m), ...Object.values(moments!.v)]);
-    throw new Error(`${checkpoint.dir}: checkpoint was written for config ${checkpoint.state.configHash}, not ${ctx.configHash}; resume with the run's own config`);
+    // Its checksums may agree (a copied or forged checkpoint): the config hash is what ties it to this run.
+    throw Object.assign(new Error(`${checkpoint.dir}: checkpoint was written for config ${checkpoint.state.configHash}, not ${ctx.configHash}; resume with the run's own config, or move the checkpoint away`), { exitCode: 2 });
   }
   const optimizer = new AdamW(optimizerConfig(config), params, { ...moments!, step: checkpoint.state.optimizerStep });
   ctx.data.seek(checkpoint.state.dataPosition);
