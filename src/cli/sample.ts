@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import * as tf from '@tensorflow/tfjs';
 import { resolveTarget } from '../analyze/checkpoint-analysis.ts';
-import { loadTokenizer } from '../data/tokenizers.ts';
+import { isBuiltinTokenizer, loadTokenizer, TOKENIZER_NAMES } from '../data/tokenizers.ts';
 import type { ModelConfig } from '../model/config.ts';
 import { generate, type SampleOptions } from '../model/generate.ts';
 import { Model } from '../model/model.ts';
@@ -77,6 +77,9 @@ export function registerSample(program: Command, setExitCode: SetExitCode): void
       const opts = sampleOptions(flags);
       const step = flags.step === undefined ? undefined : numberFlag('--step', flags.step, (n) => Number.isInteger(n) && n >= 1, 'a positive integer');
       const target = sampleTarget(targetArg, step);
+      if (!isBuiltinTokenizer(target.tokenizer)) {
+        throw new UsageError(`${targetArg}: trained with tokenizer ${target.tokenizer}; normlab sample decodes the built-in ${TOKENIZER_NAMES.join(', ')} only so far`);
+      }
       const tokenizer = await loadTokenizer(target.tokenizer);
       await startBackend(flags.backend);
       const { params } = loadCheckpoint(target.checkpointDir, { optimizer: false });

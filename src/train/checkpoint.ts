@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { canonicalJson } from '../config/hash.ts';
 import { type ModelConfig, usesEmbedNorm } from '../model/config.ts';
-import { type TokenizerInfo, tokenizerInfo } from '../data/tokenizers.ts';
+import type { AnyTokenizerInfo } from '../data/tokenizers.ts';
 import type { Params } from '../model/norms.ts';
 import { faultPoint, freeSpaceFault } from './faults.ts';
 import {
@@ -63,7 +63,7 @@ export interface SaveOptions {
   shardBytes: number;
   onNoSpace: NoSpacePolicy;
   /** The tokenizer the run trains with: its ids go into config.json and generation_config.json. */
-  tokenizer: string;
+  tokenizer: AnyTokenizerInfo;
   /** Extra small files saved beside the weights and checksummed (tokenizer files, say). */
   files?: Record<string, Uint8Array | string>;
   warn?: (message: string) => void;
@@ -90,7 +90,7 @@ export function isHuggingFaceLlama(cfg: ModelConfig): boolean {
  * for an exact Llama; any other model is NormlabForCausalLM (model_type
  * `normlab`, which no library maps to Llama), with the full normlab config.
  */
-export function huggingFaceConfig(cfg: ModelConfig, maxPositions: number, tokenizer?: TokenizerInfo): Record<string, unknown> {
+export function huggingFaceConfig(cfg: ModelConfig, maxPositions: number, tokenizer?: AnyTokenizerInfo): Record<string, unknown> {
   const llama = isHuggingFaceLlama(cfg);
   return {
     architectures: [llama ? 'LlamaForCausalLM' : 'NormlabForCausalLM'],
@@ -114,14 +114,15 @@ export function huggingFaceConfig(cfg: ModelConfig, maxPositions: number, tokeni
   };
 }
 
-/** Documents end (and padding is) the tokenizer's end id; training never sees a BOS, so a document starts after that id too. */
-function specialIds(tokenizer: TokenizerInfo) {
-  return { bos_token_id: tokenizer.eot, eos_token_id: tokenizer.eot, pad_token_id: tokenizer.eot };
+/** Documents end with the tokenizer's end id; training never sees a BOS, so a document starts after that id too. */
+function specialIds(tokenizer: AnyTokenizerInfo) {
+  return { bos_token_id: tokenizer.eot, eos_token_id: tokenizer.eot, pad_token_id: tokenizer.pad };
 }
 
 /** generation_config.json: the special ids and which tokenizer the model was trained with. */
-export function generationConfig(tokenizer: TokenizerInfo & { name: string }): Record<string, unknown> {
-  return { ...specialIds(tokenizer), normlab_tokenizer: { name: tokenizer.name, vocab_size: tokenizer.vocabSize, add_bos_token: false } };
+export function generationConfig(tokenizer: AnyTokenizerInfo): Record<string, unknown> {
+  const identity = { name: tokenizer.name, vocab_size: tokenizer.vocabSize, add_bos_token: false, ...(tokenizer.file && { sha256: tokenizer.file.sha256 }) };
+  return { ...specialIds(tokenizer), normlab_tokenizer: identity };
 }
 
 /** Tensors as the writer takes them: values fetched from the backend one tensor at a time. */
@@ -192,7 +193,7 @@ export async function saveCheckpoint(
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp);
   try {
-    const tokenizer = tokenizerInfo(opts.tokenizer);
+    const { tokenizer } = opts;
     const files = {
       'config.json': JSON.stringify(huggingFaceConfig(cfg, maxPositions, tokenizer), null, 2),
       'generation_config.json': JSON.stringify(generationConfig(tokenizer), null, 2),
@@ -288,6 +289,20 @@ function readTensorFiles(dir: string, state: SavedState, base: string, visit: (k
 }
 
 /**
+ * A backend tensor of a just-read array, on the backend's own memory now:
+ * backends that defer copying JS values (torch) would otherwise keep every
+ * array alive until first use, holding a second copy of the checkpoint.
+ */
+function toBackend(t: NamedArray): tf.Tensor {
+  const lazy = tf.tensor(t.data, t.shape);
+  try {
+    return tf.tidy(() => tf.mul(lazy, 1));
+  } finally {
+    lazy.dispose();
+  }
+}
+
+/**
  * Reads one checkpoint folder straight into backend tensors, verifying every
  * file it reads against state.json. `optimizer: false` (analyze, sample) reads
  * and checks only the weights. On any failure the tensors loaded so far are disposed.
@@ -299,12 +314,12 @@ export function loadCheckpoint(dir: string, opts: { optimizer?: boolean; chunkBy
   const v: Params = {};
   try {
     readSmallFile(dir, state, 'config.json');
-    readTensorFiles(dir, state, 'model', (key, t) => { params[key] = tf.tensor(t.data, t.shape); }, opts.chunkBytes);
+    readTensorFiles(dir, state, 'model', (key, t) => { params[key] = toBackend(t); }, opts.chunkBytes);
     if (opts.optimizer === false) return { dir, state, params };
     readTensorFiles(dir, state, 'optimizer', (key, t) => {
       const [into, name] = key.startsWith('exp_avg_sq.') ? [v, key.slice(11)] : key.startsWith('exp_avg.') ? [m, key.slice(8)] : [];
       if (!into) throw new CheckpointError(`${join(dir, 'optimizer')}*: unexpected tensor ${key}`);
-      into[name!] = tf.tensor(t.data, t.shape);
+      into[name!] = toBackend(t);
     }, opts.chunkBytes);
     return { dir, state, params, moments: { m, v } };
   } catch (e) {

@@ -17,6 +17,7 @@ import type { MetricBuffer } from '../store/store.ts';
 import { AdamW, clipFactor } from './adamw.ts';
 import { latestGoodCheckpoint, removeUnfinishedCheckpoints, saveCheckpoint, type SaveOptions } from './checkpoint.ts';
 import { evaluate } from './evaluate.ts';
+import { tokenizerInfo } from '../data/tokenizers.ts';
 import { PrefetchedData } from './prefetch.ts';
 import { learningRate } from './schedule.ts';
 import { accumulateGradients, type HostBatch, singleProcess, splitBatch, sumOverRanks } from './accumulate.ts';
@@ -129,7 +130,7 @@ function checkpointOptions(ctx: TrainContext): SaveOptions {
   const { train } = ctx.config;
   return {
     keep: train.keep_checkpoints, shardBytes: train.checkpoint_shard_size, onNoSpace: train.on_checkpoint_no_space,
-    tokenizer: ctx.config.data.tokenizer, warn: ctx.hooks?.warn,
+    tokenizer: tokenizerInfo(ctx.config.data.tokenizer, ctx.config.data.eos_token), warn: ctx.hooks?.warn,
   };
 }
 
