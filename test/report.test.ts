@@ -272,7 +272,7 @@ test('normlab runs shows what tells runs apart: strategy, size (preset or d × L
   c.close();
   const varied = runCli(['runs', '--runs-dir', dir]).stdout.trim().split('\n');
   assert.match(varied[0]!, /seed\s+lr\s+status/);
-  assert.match(varied.find((l) => l.startsWith('c '))!, /\s0\.01\s+running/);
+  assert.match(varied.find((l) => l.startsWith('c '))!, /\s1\s+0\.01\s+\S+\s+0\/20/, 'its lr, then its status');
 });
 
 test('a reader opens a store read-only and cannot write to it; a sealed store is a single file', () => {
