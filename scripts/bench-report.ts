@@ -20,15 +20,15 @@ const ROOT = resolve(import.meta.dirname, '..');
 const BIN = join(ROOT, 'bin', 'normlab');
 const PEAK = join(ROOT, 'test', 'helpers', 'peak-rss.mjs');
 
-interface Timed { seconds: number; peakMiB: number; stdout: string }
+interface Timed { seconds: number; cpuSeconds: number; peakMiB: number; stdout: string }
 
 function normlab(args: string[]): Timed {
   const started = performance.now();
   const r = spawnSync(process.execPath, ['--import', PEAK, BIN, ...args], { cwd: ROOT, encoding: 'utf8', maxBuffer: 1 << 26 });
   const seconds = (performance.now() - started) / 1000;
   if (r.status !== 0) throw new Error(`normlab ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
-  const peak = /peak-rss-kib (\d+)/.exec(r.stderr);
-  return { seconds, peakMiB: peak ? Number(peak[1]) / 1024 : NaN, stdout: r.stdout };
+  const peak = /peak-rss-kib (\d+) cpu-ms (\d+)/.exec(r.stderr);
+  return { seconds, cpuSeconds: peak ? Number(peak[2]) / 1000 : NaN, peakMiB: peak ? Number(peak[1]) / 1024 : NaN, stdout: r.stdout };
 }
 
 const mib = (bytes: number) => bytes / 2 ** 20;
@@ -101,15 +101,16 @@ for (const layout of values.layouts.split(',') as Layout[]) {
     console.error(`${layout} ${row.runs} × ${row.steps}: report ${row.report.seconds.toFixed(1)} s, ${row.report.peakMiB.toFixed(0)} MiB; runs ${row.runsList.seconds.toFixed(2)} s`);
   }
 }
-console.log('| layout | runs × steps | stores (largest run) | report | report peak RSS | largest SVG | long CSV | runs | runs peak RSS | listing itself |');
+console.log('| layout | runs × steps | stores (largest run) | report wall (CPU) | report peak RSS | largest SVG | long CSV | runs wall (CPU) | runs peak RSS | listing itself |');
 console.log('|---|---|---|---|---|---|---|---|---|---|');
 for (const r of rows) {
-  console.log(`| ${r.layout} | ${r.runs} × ${r.steps.toLocaleString('en-US')} | ${r.storeMiB.toFixed(0)} MiB (${r.largestStoreMiB.toFixed(1)} MiB) | ${r.report.seconds.toFixed(1)} s | ${r.report.peakMiB.toFixed(0)} MiB | ${r.maxSvgKiB.toFixed(0)} KiB | ${r.longCsvMiB.toFixed(0)} MiB | ${r.runsList.seconds.toFixed(2)} s | ${r.runsList.peakMiB.toFixed(0)} MiB | ${r.listingMs.toFixed(0)} ms |`);
+  console.log(`| ${r.layout} | ${r.runs} × ${r.steps.toLocaleString('en-US')} | ${r.storeMiB.toFixed(0)} MiB (${r.largestStoreMiB.toFixed(1)} MiB) | ${r.report.seconds.toFixed(1)} s (${r.report.cpuSeconds.toFixed(1)} s) | ${r.report.peakMiB.toFixed(0)} MiB | ${r.maxSvgKiB.toFixed(0)} KiB | ${r.longCsvMiB.toFixed(0)} MiB | ${r.runsList.seconds.toFixed(2)} s (${r.runsList.cpuSeconds.toFixed(2)} s) | ${r.runsList.peakMiB.toFixed(0)} MiB | ${r.listingMs.toFixed(0)} ms |`);
 }
 for (const layout of new Set(rows.map((r) => r.layout))) {
   const here = rows.filter((r) => r.layout === layout);
   if (here.length < 2) continue;
-  const { slope, intercept } = fit(here.map((r) => (r.runs * r.steps) / 1e6), here.map((r) => r.report.seconds));
-  console.log(`\n${layout}: report ≈ ${intercept.toFixed(1)} s + ${slope.toFixed(1)} s per million run-steps`);
+  const x = here.map((r) => (r.runs * r.steps) / 1e6);
+  const wall = fit(x, here.map((r) => r.report.seconds)), cpu = fit(x, here.map((r) => r.report.cpuSeconds));
+  console.log(`\n${layout}: report ≈ ${wall.intercept.toFixed(1)} s + ${wall.slope.toFixed(1)} s per million run-steps wall, ${cpu.intercept.toFixed(1)} s + ${cpu.slope.toFixed(1)} s CPU`);
 }
 console.log(`\nload average at the end: ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);

@@ -56,13 +56,13 @@ def golden_case(case_dir, device):
 def train_sharded(normlab, work, shard_key, config):
     os.makedirs(work, exist_ok=True)
     cmd = [normlab, "train", config, "--backend", "torch", "--quiet", "--set", "train.steps=2", "--set", "train.checkpoint_every=2",
-           "--set", "train.eval_every=2", "--set", f"{shard_key}=20000"]
+           "--set", "train.eval_every=2", "--set", f"{shard_key}=100000"]
     r = subprocess.run(cmd, cwd=work, capture_output=True, text=True)
     if r.returncode != 0:
         return None, f"normlab train with {shard_key} failed (exit {r.returncode}): {(r.stderr or r.stdout).strip()[:300]}"
     indexes = sorted(glob.glob(os.path.join(work, "runs", "*", "checkpoints", "step-*", "model.safetensors.index.json")))
     if not indexes:
-        return None, f"the checkpoint is not sharded ({shard_key}=20000 wrote no model.safetensors.index.json)"
+        return None, f"the checkpoint is not sharded ({shard_key}=100000 wrote no model.safetensors.index.json)"
     return os.path.dirname(indexes[-1]), None
 
 

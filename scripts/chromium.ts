@@ -227,6 +227,10 @@ async function checkPage(cdp: Cdp, file: string, shot: string, sortHeader: strin
   for (const type of ['mousePressed', 'mouseReleased']) await send('Input.dispatchMouseEvent', { type, x: box.x, y: box.y, button: 'left', clickCount: 1 });
   const after = await evaluate<string[]>(RUNS_COLUMN(0));
   const values = await evaluate<string[]>(RUNS_COLUMN(k));
+  // The screenshot shows the page as opened (sorted, nothing picked or filtered yet).
+  await evaluate('window.scrollTo(0, 0)');
+  const png = await send('Page.captureScreenshot', { format: 'png' }) as { data: string };
+  writeFileSync(shot, Buffer.from(png.data, 'base64'));
   const first = await evaluate<{ x: number; y: number }>(`(() => { const td = document.querySelector('#runs tbody tr td');
     td.scrollIntoView({ block: 'center' }); const r = td.getBoundingClientRect(); return { x: r.x + r.width / 2, y: r.y + r.height / 2 }; })()`);
   for (const type of ['mousePressed', 'mouseReleased']) await send('Input.dispatchMouseEvent', { type, x: first.x, y: first.y, button: 'left', clickCount: 1 });
@@ -234,9 +238,6 @@ async function checkPage(cdp: Cdp, file: string, shot: string, sortHeader: strin
     detail: document.querySelector('#run-detail td').textContent })`);
   const visible = await evaluate<string[]>(`(() => { const input = document.getElementById('filter'); input.value = ${JSON.stringify(filter)};
     input.dispatchEvent(new Event('input')); return [...document.querySelectorAll('#runs tbody tr:not(.filtered)')].map((tr) => tr.children[0].textContent); })()`);
-  await evaluate('window.scrollTo(0, 0)');
-  const png = await send('Page.captureScreenshot', { format: 'png' }) as { data: string };
-  writeFileSync(shot, Buffer.from(png.data, 'base64'));
   await cdp.send('Target.closeTarget', { targetId });
   return { errors, requests, failed, canvases, sort: { header: sortHeader, before, after, values }, picked, filtered: { filter, visible }, screenshot: shot, ms: Date.now() - t0 };
 }

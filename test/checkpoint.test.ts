@@ -321,3 +321,12 @@ test('config.json claims LlamaForCausalLM only for an exact Llama, and a trained
   const theirs = JSON.parse(python.stdout) as number;
   assert.ok(Math.abs(ours - theirs) < 1e-5, `normlab ${ours} vs Llama ${theirs}`);
 });
+
+test('a failed checkpoint write says its reason; only ENOSPC says the disk is full', async () => {
+  const { CheckpointWriteError } = await import('../src/train/checkpoint.ts');
+  const denied = new CheckpointWriteError('/r/step-2', '/r/step-1', Object.assign(new Error('EACCES: permission denied, open \'/r/step-2.tmp-1/model.safetensors\''), { code: 'EACCES' }));
+  assert.match(denied.message, /could not write checkpoint \/r\/step-2: EACCES: permission denied.*; the previous checkpoint \/r\/step-1 is intact\. Fix that, then resume/);
+  assert.doesNotMatch(denied.message, /disk is full|Free space/);
+  const full = new CheckpointWriteError('/r/step-2', undefined, Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' }));
+  assert.match(full.message, /ENOSPC: no space left on device, write \(the disk is full\); no earlier checkpoint exists\. Free space, then resume/);
+});

@@ -141,6 +141,10 @@ test('2 Gloo ranks (accumulating micro-batches) train as one process with the sa
     // moves the update by a little; 1% of one step's size (lr) bounds that.
     assert.ok(worst < 0.01 * 3e-3, `${key}: largest difference ${worst}`);
   }
+  const db = new Database(join(parallel, 'runs', 'normlab.sqlite'), { readonly: true });
+  const versions = JSON.parse((db.prepare('SELECT versions_json FROM runs').get() as { versions_json: string }).versions_json);
+  db.close();
+  assert.equal(versions.ranks, '2 (data parallel)', 'the run records its ranks');
   // Only rank 0 wrote: one run, and as many TensorBoard event files as one process writes.
   const runs = readdirSync(join(parallel, 'runs')).filter((n) => n.startsWith('dp-'));
   assert.equal(runs.length, 1);

@@ -37,6 +37,7 @@ test('the GPU kit builds under 64 MiB and its check passes on CPU without Node o
     const bin = readdirSync(join(kit, 'app', 'bin'));
     for (const f of ['normlab.mjs', 'worker.mjs', 'better_sqlite3.node', 'resvgjs.linux-x64-gnu.node', 'tfjs-backend-wasm.wasm']) assert.ok(bin.includes(f), `app/bin lacks ${f}`);
     assert.deepEqual(bin.filter((f) => f.endsWith('.node') && /darwin|win32|musl|arm/.test(f)), [], 'only linux-x64-gnu addons are carried');
+    assert.deepEqual(readdirSync(join(kit, 'app', 'node_modules', 'tokenizers')).filter((f) => f.endsWith('.node')), ['tokenizers.linux-x64-gnu.node']);
     assert.equal(readdirSync(join(kit, 'golden')).length, readdirSync(GOLDEN!).filter((c) => existsSync(join(GOLDEN!, c, 'expected.json'))).length);
 
     const PATH = pathWithoutNode(join(scratch, 'bin'));
@@ -48,6 +49,8 @@ test('the GPU kit builds under 64 MiB and its check passes on CPU without Node o
     const summary = existsSync(join(out, 'summary.txt')) ? readFileSync(join(out, 'summary.txt'), 'utf8') : '(no summary)';
     assert.equal(check.status, 0, `${check.stdout}\n${check.stderr}\n${summary}`);
     assert.ok(statSync(join(kit, 'bin', 'node')).size > 0, 'the kit unpacks its own node');
+    const hf = spawnSync(join(kit, 'bin', 'node'), ['-e', "console.log(typeof require('./app/node_modules/tokenizers').Tokenizer.fromString)"], { cwd: kit, env, encoding: 'utf8' });
+    assert.equal(hf.stdout.trim(), 'function', `HF tokenizers loads in the kit: ${hf.stderr}`);
     const { steps, figures } = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8'));
     const status = Object.fromEntries(steps.map((s: { step: string; status: string }) => [s.step, s.status]));
     assert.deepEqual(status, { node: 'ok', addon: 'ok', doctor: 'ok', verify: 'ok', 'bench-normlab-fp32': 'ok', 'gloo-2-ranks': 'ok' });

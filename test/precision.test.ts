@@ -77,6 +77,7 @@ test(`a bf16 run's loss curve stays within ${BF16_LOSS_TOLERANCE} of the fp32 ru
     const r = runCli(['train', writeConfig(dir, { train: { steps: 20, diag_every: 10, checkpoint_every: 0 } }), '--backend', 'torch', '--device', 'cpu', '--set', `train.precision=${precision}`]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, new RegExp(`, ${precision} `));
+    assert.match(r.stdout, /native tensor peak [1-9]\d* MiB/, 'the summary gives the native peak, not tfjs\'s count of freed tensors');
     const runs = runCli(['runs', '--runs-dir', join(dir, 'runs')]);
     assert.match(runs.stdout, new RegExp(`torch ${precision}`));
     return losses(dir);

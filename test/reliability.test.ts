@@ -6,12 +6,15 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
+import { ADDON_PATH } from '../src/backend/torch/addon.ts';
 import { Rng } from '../src/data/rng.ts';
 import { runCli, startCli, tempDir, writeConfig } from './helpers/cli.ts';
 
 interface RunState {
   status: string;
   losses: { step: number; value: number }[];
+  /** Every metric row but the timing one (tokens/s), in key order: compared bit for bit. */
+  metrics: { scalars: unknown[]; layers: unknown[]; params: unknown[] };
   rows: { scalars: number; layers: number; params: number };
 }
 
@@ -22,6 +25,11 @@ function readRun(dir: string): RunState {
     return {
       status: (db.prepare('SELECT status FROM runs').get() as { status: string }).status,
       losses: db.prepare("SELECT step, value FROM scalars WHERE name IN ('train/loss', 'val/loss') ORDER BY name, step").all() as { step: number; value: number }[],
+      metrics: {
+        scalars: db.prepare("SELECT name, step, value FROM scalars WHERE name != 'train/tokens_per_s' ORDER BY name, step").raw().all(),
+        layers: db.prepare('SELECT name, step, layer, value FROM layer_metrics ORDER BY name, step, layer').raw().all(),
+        params: db.prepare('SELECT name, step, param, value FROM param_metrics ORDER BY name, step, param').raw().all(),
+      },
       rows: { scalars: count('scalars'), layers: count('layer_metrics'), params: count('param_metrics') },
     };
   } finally {
@@ -51,32 +59,46 @@ async function runUntilKilled(args: string[], env: NodeJS.ProcessEnv, afterMs?: 
   return exited;
 }
 
-test('20 SIGKILLs at random and at the worst moments: the resumed run equals an uninterrupted one', async () => {
-  const reference = tempDir();
-  assert.equal(runCli(['train', writeConfig(reference, { train: RUN_TRAIN }), '--quiet']).code, 0);
-  const expected = readRun(reference);
+/** Rows that differ between two runs' metrics, for a readable failure. */
+function differences(a: RunState['metrics'], b: RunState['metrics']): string[] {
+  return (['scalars', 'layers', 'params'] as const).flatMap((table) => {
+    const key = (r: unknown[]) => JSON.stringify(r.slice(0, -1));
+    const other = new Map(b[table].map((r) => [key(r as unknown[]), (r as unknown[]).at(-1)]));
+    return a[table].filter((r) => !Object.is(other.get(key(r as unknown[])), (r as unknown[]).at(-1)))
+      .map((r) => `${table} ${JSON.stringify(r)} vs ${String(other.get(key(r as unknown[])))}`);
+  });
+}
 
-  const dir = tempDir();
-  const config = writeConfig(dir, { train: RUN_TRAIN });
-  const args = ['train', config, '--quiet'];
-  // Kills inside a checkpoint write, before its rename, before a metrics flush and mid-step …
-  const injected = ['kill:checkpoint-write:1', 'kill:checkpoint-write:3', 'kill:checkpoint-rename:1', 'kill:metrics-flush:2', 'kill:optimizer-step:5', 'kill:checkpoint-write:2', 'kill:metrics-flush:1', 'kill:optimizer-step:2'];
-  for (const fault of injected) {
-    const code = await runUntilKilled(args, { NORMLAB_FAULT: fault });
-    assert.notEqual(code, 0, `${fault} killed the run`);
-  }
-  // … and at random times, between and during steps.
-  const rng = new Rng(20261128);
-  for (let i = 0; i < 12; i++) await runUntilKilled(args, {}, 400 + rng.nextFloat() * 2500);
+for (const backend of ['wasm', 'torch']) {
+  const skip = backend === 'torch' && !existsSync(ADDON_PATH) && 'the torch addon is not built here';
+  test(`${backend}: 20 SIGKILLs at random and at the worst moments: every metric row of the resumed run equals the uninterrupted run's, bit for bit`, { skip }, async () => {
+    const reference = tempDir();
+    const referenceRun = runCli(['train', writeConfig(reference, { train: RUN_TRAIN }), '--quiet', '--backend', backend]);
+    assert.equal(referenceRun.code, 0, referenceRun.stderr);
+    const expected = readRun(reference);
 
-  const final = runCli(args);
-  assert.equal(final.code, 0, final.stderr);
-  const after = readRun(dir);
-  assert.equal(after.status, 'finished');
-  assert.deepEqual(after.losses, expected.losses, 'bit-identical train and validation losses');
-  assert.deepEqual(after.rows, expected.rows, 'no metric row missing or doubled');
-  assert.deepEqual(checkpointEntries(dir).filter((n) => !/^step-\d{8}$/.test(n)), [], 'no temporary folder left beside the checkpoints');
-});
+    const dir = tempDir();
+    const config = writeConfig(dir, { train: RUN_TRAIN });
+    const args = ['train', config, '--quiet', '--backend', backend];
+    // Kills inside a checkpoint write, before its rename, before a metrics flush and mid-step …
+    const injected = ['kill:checkpoint-write:1', 'kill:checkpoint-write:3', 'kill:checkpoint-rename:1', 'kill:metrics-flush:2', 'kill:optimizer-step:5', 'kill:checkpoint-write:2', 'kill:metrics-flush:1', 'kill:optimizer-step:2'];
+    for (const fault of injected) {
+      const code = await runUntilKilled(args, { NORMLAB_FAULT: fault });
+      assert.notEqual(code, 0, `${fault} killed the run`);
+    }
+    // … and at random times, between and during steps.
+    const rng = new Rng(20261128);
+    for (let i = 0; i < 12; i++) await runUntilKilled(args, {}, 400 + rng.nextFloat() * 2500);
+
+    const final = runCli(args);
+    assert.equal(final.code, 0, final.stderr);
+    const after = readRun(dir);
+    assert.equal(after.status, 'finished');
+    assert.deepEqual(after.rows, expected.rows, 'no metric row missing or doubled');
+    assert.deepEqual(differences(after.metrics, expected.metrics), [], 'every metric row bit-identical (grad norms, variances, losses, lr)');
+    assert.deepEqual(checkpointEntries(dir).filter((n) => !/^step-\d{8}$/.test(n)), [], 'no temporary folder left beside the checkpoints');
+  });
+}
 
 test('a truncated or bit-flipped checkpoint is named, skipped, and the run resumes from the previous one', async () => {
   const reference = tempDir();

@@ -73,19 +73,22 @@ const angularAt = (r: FakeRun, s: number, i: number, n: number) => (i + n) / 100
 const dropAt = (r: FakeRun, s: number, b: number) => (b - 2) * 0.01 + s / 1000 + r.seed / 10_000;
 const hiddenVarAt = (r: FakeRun, s: number, l: number) => (r.norm === 'pre' ? (l + 1) ** 2 : 1) * (1 + s / 10);
 
+/** One sample set for every fake analysis (test/analysis-sets.test.ts tests several). */
+const TEST_SET = { key: 'validation first 8 (packed) seq 16 data 0123456789abcdef', backend: 'cpu', precision: 'fp32' };
+
 function writeAnalyses(file: string, r: FakeRun, layers: number): void {
   const analyses = AnalysisStore.open(file);
   for (const s of r.analyses!.steps) {
     const blocks = Array.from({ length: layers }, (_, k) => k + 1);
-    analyses.write(r.id, s, 'angular', blocks.flatMap((n) => Array.from({ length: layers - n + 1 }, (_, i) => row(i, angularAt(r, s, i, n), { n }))));
-    analyses.write(r.id, s, 'variance', [0, ...blocks].map((l) => row(l, hiddenVarAt(r, s, l))));
-    analyses.write(r.id, s, 'max_abs', blocks.map((b) => row(b, 10 * b + s)));
-    analyses.write(r.id, s, 'cosine', blocks.map((b) => row(b, 1 - b / 100)));
+    analyses.write(r.id, s, 'angular', TEST_SET, blocks.flatMap((n) => Array.from({ length: layers - n + 1 }, (_, i) => row(i, angularAt(r, s, i, n), { n }))));
+    analyses.write(r.id, s, 'variance', TEST_SET, [0, ...blocks].map((l) => row(l, hiddenVarAt(r, s, l))));
+    analyses.write(r.id, s, 'max_abs', TEST_SET, blocks.map((b) => row(b, 10 * b + s)));
+    analyses.write(r.id, s, 'cosine', TEST_SET, blocks.map((b) => row(b, 1 - b / 100)));
     if (r.analyses!.kind === 'cheap') continue;
-    analyses.write(r.id, s, 'loss', [row(0, 2.5)]);
-    analyses.write(r.id, s, 'layer_drop', blocks.map((b) => row(b, dropAt(r, s, b))));
-    analyses.write(r.id, s, 'layer_drop_ppl', blocks.map((b) => row(b, Math.exp(2.5 + dropAt(r, s, b)))));
-    analyses.write(r.id, s, 'gradnorm', blocks.map((b) => row(b, b / 10)));
+    analyses.write(r.id, s, 'loss', TEST_SET, [row(0, 2.5)]);
+    analyses.write(r.id, s, 'layer_drop', TEST_SET, blocks.map((b) => row(b, dropAt(r, s, b))));
+    analyses.write(r.id, s, 'layer_drop_ppl', TEST_SET, blocks.map((b) => row(b, Math.exp(2.5 + dropAt(r, s, b)))));
+    analyses.write(r.id, s, 'gradnorm', TEST_SET, blocks.map((b) => row(b, b / 10)));
   }
   analyses.close();
 }
@@ -216,12 +219,12 @@ test('normlab report --out writes the document, SVG and PNG figures and a long C
     assert.ok(existsSync(join(out, 'figures', `${name}.png`)));
   }
   const csv = readFileSync(join(out, 'metrics.csv'), 'utf8').trim().split('\n');
-  assert.equal(csv[0], 'run,sweep,strategy,seed,kind,name,step,layer,n,param,value');
+  assert.equal(csv[0], 'run,sweep,strategy,seed,kind,name,step,layer,n,param,value,sample_set');
   // Per run: 20 losses + 2 val/ppl + 1 val/loss, 4 steps × 2 metrics × blocks, 1 parameter row.
   const rowsPerRun = (layers: number) => 23 + 4 * 2 * layers + 1;
   assert.equal(csv.length - 1, 6 * rowsPerRun(2) + rowsPerRun(6));
-  assert.ok(csv.includes('pre-0,s,pre,0,layer,output_var,20,2,,,12'), 'a layer row: block 2 of Pre-LN at step 20, 4 × 3');
-  assert.ok(csv.includes('pre-0,s,pre,0,param,grad_norm,5,,,model.layers.0.mlp.up_proj.weight,0.5'));
+  assert.ok(csv.includes('pre-0,s,pre,0,layer,output_var,20,2,,,12,'), 'a layer row: block 2 of Pre-LN at step 20, 4 × 3');
+  assert.ok(csv.includes('pre-0,s,pre,0,param,grad_norm,5,,,model.layers.0.mlp.up_proj.weight,0.5,'));
 });
 
 test('normlab report prints every format to stdout, and says so when there is nothing to report', () => {
@@ -269,7 +272,7 @@ test('normlab runs shows what tells runs apart: strategy, size (preset or d × L
   c.close();
   const varied = runCli(['runs', '--runs-dir', dir]).stdout.trim().split('\n');
   assert.match(varied[0]!, /seed\s+lr\s+status/);
-  assert.match(varied.find((l) => l.startsWith('c '))!, /\s0\.01\s+running/);
+  assert.match(varied.find((l) => l.startsWith('c '))!, /\s1\s+0\.01\s+\S+\s+0\/20/, 'its lr, then its status');
 });
 
 test('a reader opens a store read-only and cannot write to it; a sealed store is a single file', () => {
@@ -342,7 +345,7 @@ test('analysis tables hold the latest analysed step by default and the asked ste
     assert.deepEqual(angular.columns, ['block', 'Post-LN', 'Pre-LN'].filter((c) => step === undefined || c !== 'Post-LN'));
     const preCol = angular.columns.indexOf('Pre-LN');
     assert.ok(Math.abs((angular.rows[2]![preCol] as number) - (angularAt(pre0!, s, 2, 1) + angularAt(pre1!, s, 2, 1)) / 2) < 1e-12, `d(h_2, h_3) at step ${s}, mean over seeds`);
-    assert.match(angular.note!, new RegExp(`checkpoint step ${s}\\.`));
+    assert.match(angular.note!, new RegExp(`checkpoint step ${s}; sample set ${TEST_SET.key.replace(/[()]/g, '\\$&')}\\.`));
     const variance = tables.get('hidden-variance')!;
     assert.deepEqual(variance.rows.map((r) => r[0]), [0, 1, 2, 3], 'h_0 … h_3');
     assert.equal(variance.rows[3]![variance.columns.indexOf('Pre-LN')], hiddenVarAt(pre0!, s, 3));
@@ -375,10 +378,10 @@ test('normlab report --out shows the analyses: figures, md section, per-table CS
   assert.deepEqual(readdirSync(join(out, 'figures')).filter((f) => /angular|layer-drop|hidden|max-act/.test(f)).sort(),
     ['angular-distance.svg', 'hidden-variance-depth.svg', 'layer-drop.svg', 'max-activation-depth.svg']);
   const csv = readFileSync(join(out, 'metrics.csv'), 'utf8').trim().split('\n');
-  assert.equal(csv[0], 'run,sweep,strategy,seed,kind,name,step,layer,n,param,value');
-  assert.ok(csv.includes(`pre-1,s,pre,1,analysis,angular,10,1,2,,${angularAt(ANALYSED[1]!, 10, 1, 2)}`), 'an angular row: h_1 to h_3 at step 10');
-  assert.ok(csv.includes(`pre-0,s,pre,0,analysis,layer_drop,20,3,,,${dropAt(ANALYSED[0]!, 20, 3)}`));
-  assert.ok(csv.includes('pre-0,s,pre,0,layer,output_var,20,2,,,12'), 'metric rows keep their place, with an empty n');
+  assert.equal(csv[0], 'run,sweep,strategy,seed,kind,name,step,layer,n,param,value,sample_set');
+  assert.ok(csv.includes(`pre-1,s,pre,1,analysis,angular,10,1,2,,${angularAt(ANALYSED[1]!, 10, 1, 2)},${TEST_SET.key}`), 'an angular row: h_1 to h_3 at step 10');
+  assert.ok(csv.includes(`pre-0,s,pre,0,analysis,layer_drop,20,3,,,${dropAt(ANALYSED[0]!, 20, 3)},${TEST_SET.key}`));
+  assert.ok(csv.includes('pre-0,s,pre,0,layer,output_var,20,2,,,12,'), 'metric rows keep their place, with an empty n');
   // Pre-LN: 2 steps × (6 angular + 4 variance + 3 × 3 max/cos/drop + 3 drop ppl + 3 grad + 1 loss); Post-LN seed 0: 6 + 4 + 3 + 3.
   assert.equal(csv.filter((l) => l.includes(',analysis,')).length, 2 * 2 * (6 + 4 + 3 * 5 + 1) + 16);
 

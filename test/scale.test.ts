@@ -37,7 +37,7 @@ test('normlab store migrate moves a text-layout store to the compact layout, a t
   const r = normlab(['store', 'migrate', '--runs-dir', compactRuns]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /version 1 → 2/);
-  assert.equal(version(storeOf(compactRuns, 0)), 2);
+  assert.equal(version(storeOf(compactRuns, 0)), 3);
   assert.equal(version(storeOf(textRuns, 0)), 1, 'the original is untouched');
   assert.ok(statSync(storeOf(compactRuns, 0)).size * 3 <= before, `${statSync(storeOf(compactRuns, 0)).size} vs ${before}`);
   assert.match(normlab(['store', 'migrate', '--runs-dir', compactRuns]).stdout, /already at the newest version/);

@@ -252,7 +252,10 @@ test('a store in the text layout (today\'s files) keeps it when a run writes it 
   const before = rows(resumed);
   resumed.setStatus('r', 'finished');
   resumed.close();
-  assert.deepEqual(RunStore.migrateFile(file), ['version 1 → 2: text metric tables → names, series, points and views']);
+  assert.deepEqual(RunStore.migrateFile(file), [
+    'version 1 → 2: text metric tables → names, series, points and views',
+    'version 2 → 3: analyses keyed by sample set (earlier rows: sample set unknown)',
+  ]);
   const migrated = RunStore.open(file, { readonly: true });
   assert.equal(migrated.layout, 'compact');
   assert.deepEqual(rows(migrated), before);
@@ -275,5 +278,5 @@ test('store migrate refuses a store a live run is writing, and leaves it as it w
   assert.throws(() => RunStore.migrateFile(file), (e: Error) => e instanceof StoreError && /run live is writing this store/.test(e.message));
   assert.equal(RunStore.open(file, { readonly: true }).layout, 'text');
   // Its heartbeat 11 minutes old: the worker is gone, and the store may be migrated.
-  assert.equal(RunStore.migrateFile(file, Date.now() + 11 * 60_000).length, 1);
+  assert.equal(RunStore.migrateFile(file, Date.now() + 11 * 60_000).length, 2);
 });

@@ -6,7 +6,9 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { resolveRunConfig } from '../src/config/load.ts';
 import { RunStore } from '../src/store/store.ts';
+import { LiveEvents } from '../src/tensorboard/runs.ts';
 import { runCli, tempDir, writeConfig } from './helpers/cli.ts';
 import { DIAG_STEPS, gradAt, lossAt, STUDY_LAYERS, STUDY_RUNS, STUDY_STEPS, VAL_STEPS, valLossAt, varAt, writeStudy } from './helpers/study.ts';
 
@@ -223,6 +225,23 @@ test('output.tensorboard: events written while training hold what the store hold
   const hp = events.flatMap((e) => e.plugin).map((p) => decodeHParams(p.content));
   assert.equal(hp.find((h) => h.start)!.start!['model.norm'], 'pre');
   assert.equal(hp.find((h) => h.endStatus !== undefined)!.endStatus, 1);
+});
+
+test('live events: a resumed run marks its restart step (TensorBoard drops the older events from there); a stopped run ends no session', () => {
+  const dir = tempDir('normlab-tb-resume-');
+  const config = resolveRunConfig({ model: { preset: 'nano', n_layers: 2 } }, 'test');
+  const first = LiveEvents.open(dir, config);
+  first.write({ scalars: [1, 2, 3].map((step) => ({ runId: 'r', step, name: 'train/loss', value: 5 - step })) });
+  first.end('killed');
+  const second = LiveEvents.open(dir, config);
+  second.resumeAfter(2);
+  second.write({ scalars: [{ runId: 'r', step: 3, name: 'train/loss', value: 1.5 }] });
+  second.end('finished');
+  const events = eventsIn(dir);
+  assert.deepEqual(events.filter((e) => e.sessionStart !== undefined).map((e) => [e.step, e.sessionStart]), [[3, 1]], 'SessionLog START at step 3');
+  const ends = events.flatMap((e) => e.plugin).map((p) => decodeHParams(p.content)).filter((h) => h.endStatus !== undefined);
+  assert.deepEqual(ends.map((h) => h.endStatus), [1], 'only the finished attempt ends the session');
+  assert.equal(scalarsOf(events).get('train/loss')!.get(3), 1.5);
 });
 
 /** Where TensorBoard's Python package is installed, its own reader loads the export too. */

@@ -53,10 +53,12 @@ export const analyses: Record<AnalysisName, (input: AnalysisInput) => Rows> = {
       layer_drop_ppl: deltas.map((d, i) => row(i + 1, Math.exp(forward.loss + d))),
     };
   },
-  gradnorm: ({ model, params, tokens }) => {
-    const { loss, grads } = lossAndGrads(model, params, tokens);
+  gradnorm: ({ model, params, batch, tokens }) => {
+    const [B, T] = batch.inputs.shape;
+    const lossWeights = batch.weights && tf.tensor2d(batch.weights, [B, T]);
+    const { loss, grads } = lossAndGrads(model, params, tokens, lossWeights && { lossWeights });
     const norms = gradNorms(gradSquareSums(grads), model.cfg.n_layers);
-    tf.dispose([loss, ...Object.values(grads)]);
+    tf.dispose([loss, ...Object.values(grads), ...(lossWeights ? [lossWeights] : [])]);
     return {
       gradnorm: norms.perLayer.map((v, i) => row(i + 1, v)),
       param_gradnorm: [...norms.perParam].map(([param, v]) => row(0, v, { param })),

@@ -4,6 +4,7 @@ import { dirname } from 'node:path';
 import type { Command } from 'commander';
 import { ANALYSES, type AnalysisName } from '../analyze/analyses.ts';
 import { analyzeCheckpoint, resolveTarget, validationSample } from '../analyze/checkpoint-analysis.ts';
+import { sampleSetKey, setLabel } from '../analyze/sample-set.ts';
 import { AnalysisStore } from '../store/analyses.ts';
 import { RunStore } from '../store/store.ts';
 import { trainingData } from '../train/run.ts';
@@ -34,18 +35,18 @@ function positiveInt(flag: string, value: string): number {
 export function registerAnalyze(program: Command, setExitCode: SetExitCode): void {
   program
     .command('analyze')
-    .description('layer analyses of a run\'s checkpoint on validation data, stored once per (run, step, analysis)')
+    .description('layer analyses of a run\'s checkpoint on validation data, stored once per (run, step, analysis, sample set)')
     .argument('<target>', 'run id (under runs/), run folder, or checkpoint folder')
     .option('--step <n>', 'checkpoint step (default: the latest)')
     .option('--what <list>', `comma-separated analyses: ${ANALYSES.join(',')}`, ANALYSES.join(','))
     .option('--samples <n>', 'validation sequences to analyse', '16')
-    .option('--force', 'recompute analyses already in the store')
+    .option('--force', 'recompute analyses already stored for this sample set')
     .addOption(backendOption())
     .action(async (targetArg: string, flags: AnalyzeFlags) => {
       const what = parseWhat(flags.what);
       const samples = positiveInt('--samples', flags.samples);
       const target = resolveTarget(targetArg, flags.step === undefined ? undefined : positiveInt('--step', flags.step));
-      await startBackend(flags.backend);
+      const backend = await startBackend(flags.backend);
       const { train, output } = target.config;
       // Enough validation batches for the sample, whatever the run evaluated on; the data cache of the
       // run's own runs folder (<runs_dir>/<run>), not one under the working directory.
@@ -53,13 +54,19 @@ export function registerAnalyze(program: Command, setExitCode: SetExitCode): voi
         ...target.config, output: { ...output, runs_dir: dirname(target.runDir) },
         train: { ...train, eval_batches: Math.ceil(samples / train.batch_size) },
       });
-      const tokens = validationSample(data.validation, train.seq_len, samples);
+      const sample = validationSample(data.validation, train.seq_len, samples, data.validationWeights);
+      const key = sampleSetKey({ dataset: data.dataset, batching: target.config.data.batching, samples, seqLen: train.seq_len });
+      // analyze sets no train.precision: its products are float32 on every backend.
+      const set = { key, backend: backend.name, precision: 'fp32' };
       const sealed = isSealed(target.db);
       const store = AnalysisStore.open(target.db);
       try {
-        const { computed, cached } = analyzeCheckpoint(target, store, { what, tokens, samples, force: Boolean(flags.force) });
-        console.log(`run ${target.runId} step ${target.step}: computed ${computed.join(', ') || 'nothing'}${cached.length ? `; already stored: ${cached.join(', ')} (--force recomputes)` : ''}`);
-        printSummary(store, target.runId, target.step, target.config.model.n_layers);
+        const others = store.sets(target.runId, target.step).filter((s) => s !== key);
+        const { computed, cached } = analyzeCheckpoint(target, store, { what, ...sample, samples, set, force: Boolean(flags.force) });
+        console.log(`run ${target.runId} step ${target.step}, sample set "${key}": computed ${computed.join(', ') || 'nothing'}` +
+          `${cached.length ? `; already stored for this set: ${cached.join(', ')} (--force recomputes)` : ''}`);
+        if (others.length) console.log(`also stored at this step, kept apart: ${others.map((s) => `"${setLabel(s)}"`).join(', ')}`);
+        printSummary(store, target.runId, target.step, key, target.config.model.n_layers);
       } finally {
         store.close();
       }
@@ -91,10 +98,10 @@ function reseal(file: string): void {
   if (!isSealed(file)) console.error(`normlab: warning: ${file} could not be sealed again (another process has it open): it stays in WAL mode, with -wal and -shm files beside it`);
 }
 
-function printSummary(store: AnalysisStore, runId: string, step: number, layers: number): void {
-  const column = (name: string) => new Map(store.read(runId, name, step).filter((r) => r.n === 0 && r.param === '').map((r) => [r.layer, r.value]));
+function printSummary(store: AnalysisStore, runId: string, step: number, set: string, layers: number): void {
+  const column = (name: string) => new Map(store.read(runId, name, set, step).filter((r) => r.n === 0 && r.param === '').map((r) => [r.layer, r.value]));
   const columns = { 'output var': column('variance'), 'max |h|': column('max_abs'), 'cos(in,out)': column('cosine'), 'drop Δloss': column('layer_drop'), 'grad norm': column('gradnorm') };
-  const adjacent = new Map(store.read(runId, 'angular', step).filter((r) => r.n === 1).map((r) => [r.layer + 1, r.value]));
+  const adjacent = new Map(store.read(runId, 'angular', set, step).filter((r) => r.n === 1).map((r) => [r.layer + 1, r.value]));
   const shown = Object.entries({ ...columns, 'angular(ℓ−1,ℓ)': adjacent }).filter(([, values]) => values.size > 0);
   console.log(['block', ...shown.map(([name]) => name)].map((h) => h.padStart(16)).join(''));
   for (let layer = 1; layer <= layers; layer++) {

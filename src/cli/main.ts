@@ -5,6 +5,7 @@ import { registerAnalyze } from './analyze.ts';
 import { registerBench } from './bench.ts';
 import { deviceOption, selectDevice } from './common.ts';
 import { registerData } from './data.ts';
+import { registerDb } from './db.ts';
 import { registerDoctor } from './doctor.ts';
 import { registerExport } from './export.ts';
 import { registerPlan } from './plan.ts';
@@ -32,7 +33,7 @@ export async function main(argv: string[]): Promise<number> {
     .showHelpAfterError('(add --help for usage)')
     .addOption(deviceOption())
     .hook('preAction', () => selectDevice(program.opts().device));
-  for (const register of [registerTrain, registerData, registerSweep, registerRuns, registerStore, registerReport, registerExport, registerAnalyze, registerSample, registerVerify, registerBench, registerPlan, registerDoctor]) register(program, setExitCode);
+  for (const register of [registerTrain, registerData, registerSweep, registerRuns, registerStore, registerReport, registerExport, registerAnalyze, registerSample, registerVerify, registerBench, registerPlan, registerDoctor, registerDb]) register(program, setExitCode);
   try {
     await program.parseAsync(argv);
     return exitCode;
@@ -50,6 +51,12 @@ function reportError(e: unknown): number {
   if (typeof err.exitCode === 'number') {
     console.error(`normlab: ${err.message}`);
     return err.exitCode;
+  }
+  // A system or SQLite error (ENOSPC, EACCES, SQLITE_FULL …) is the machine's, not a bug: its message names what failed.
+  const code = (err as { code?: unknown })?.code;
+  if (typeof code === 'string' && /^(E[A-Z]+|SQLITE_[A-Z_]+)$/.test(code)) {
+    console.error(`normlab: ${err.message}${err.message.includes(code) ? '' : ` (${code})`}`);
+    return 1;
   }
   console.error(`normlab: ${err?.stack ?? String(e)}`);
   return 1;

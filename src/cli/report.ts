@@ -19,6 +19,7 @@ interface ReportFlags {
   title?: string;
   step?: string;
   smoothing: string;
+  analysisSet?: string;
 }
 
 const FIGURE_KINDS = ['svg', 'png'] as const;
@@ -57,6 +58,7 @@ export function registerReport(program: Command): void {
     .option('--title <text>', 'the report\'s title')
     .option('--step <n>', 'layer analyses at this checkpoint step (default: each run\'s latest analysed step)')
     .option('--smoothing <beta>', 'loss figures: EMA weight of the line drawn over the raw loss (0: raw only)', String(LOSS_SMOOTHING))
+    .option('--analysis-set <key>', 'layer analyses of this sample set, as normlab analyze prints it (default per run: the set with the most samples among those at every analysed step, else the one at the most steps)')
     .action(async (flags: ReportFlags) => {
       const kinds = figureKinds(flags.figures);
       const smoothing = smoothingOf(flags.smoothing);
@@ -67,7 +69,12 @@ export function registerReport(program: Command): void {
         if (gathered.runs.length === 0) {
           throw new UsageError(`no runs${flags.sweep ? ` of sweep ${flags.sweep}` : ''} in ${flags.runsDir} (see normlab runs --runs-dir ${flags.runsDir})`);
         }
-        const facts = runFacts(gathered.runs, analysisStep === undefined ? {} : { analysisStep });
+        const facts = runFacts(gathered.runs, {
+          ...(analysisStep !== undefined && { analysisStep }), ...(flags.analysisSet !== undefined && { analysisSet: flags.analysisSet }),
+        });
+        if (flags.analysisSet !== undefined && !facts.some((f) => hasAnalyses(f.analyses))) {
+          console.error(`normlab: warning: no run has layer analyses of sample set "${flags.analysisSet}"`);
+        }
         if (analysisStep !== undefined && !facts.some((f) => hasAnalyses(f.analyses))) {
           console.error(`normlab: warning: no run has layer analyses at step ${analysisStep} (normlab analyze <run> --step ${analysisStep})`);
         }

@@ -1,4 +1,5 @@
 // normlab runs [--sweep NAME] [--status S] [--runs-dir DIR]
+import path from 'node:path';
 import { Option, type Command } from 'commander';
 import { gatherRuns } from '../report/gather.ts';
 import { listing } from '../report/listing.ts';
@@ -6,6 +7,7 @@ import { RUN_STATUSES, type RunStatus } from '../store/store.ts';
 import { slurmLabel, slurmView } from '../slurm/executor.ts';
 import { tasksUnder } from '../slurm/submissions.ts';
 import { align } from '../sweep/describe.ts';
+import { isInterrupted } from '../sweep/state.ts';
 
 interface RunsFlags {
   sweep?: string;
@@ -16,7 +18,7 @@ interface RunsFlags {
 export function registerRuns(program: Command): void {
   program
     .command('runs')
-    .description('list runs: strategy, size, seed (precision and lr where they vary), status, progress, last loss, tokens/s, backend, Slurm task (a "running?" run has not sent a heartbeat for 10 minutes)')
+    .description('list runs: strategy, size, seed (precision and lr where they vary), status, progress, last loss, tokens/s, backend, Slurm task (a run whose process is gone shows as interrupted)')
     .option('--sweep <name>', 'only the runs of this sweep')
     .addOption(new Option('--status <status>', 'only runs in this state').choices(RUN_STATUSES))
     .option('--runs-dir <dir>', 'where the runs are: its *.sqlite and every <run>/run.sqlite', 'runs')
@@ -28,7 +30,7 @@ export function registerRuns(program: Command): void {
           console.log(`no runs in ${flags.runsDir}${flags.sweep ? ` for sweep ${flags.sweep}` : ''}${flags.status ? ` with status ${flags.status}` : ''}`);
           return;
         }
-        const [header, ...rows] = listing(gathered.runs);
+        const [header, ...rows] = listing(gathered.runs, (g) => isInterrupted(g.record, path.join(flags.runsDir, g.record.id)));
         const slurm = slurmColumn(flags.runsDir, gathered.runs.map((g) => g.record.id));
         const table = slurm ? [[...header!, 'slurm'], ...rows.map((row, i) => [...row, slurm[i]!])] : [header!, ...rows];
         for (const line of align(table)) console.log(line);

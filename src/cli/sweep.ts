@@ -1,6 +1,7 @@
 // normlab sweep <sweep.yaml> [--dry-run] [--status] [--workers N | --executor slurm …],
 // and the internal commands a worker process (`sweep-worker`) and a Slurm array
 // task (`sweep-task`) run.
+import { availableParallelism } from 'node:os';
 import { Option, type Command } from 'commander';
 import * as tf from '@tensorflow/tfjs';
 import { arraySpec } from '../slurm/script.ts';
@@ -63,6 +64,15 @@ function positiveInt(text: string, flag: string): number {
   return n;
 }
 
+/** --workers: at most 4 per core (or one per GPU, if more): each worker is a process holding a model. */
+function workerCount(text: string): number {
+  const n = positiveInt(text, '--workers');
+  const cores = availableParallelism();
+  const limit = Math.max(4 * cores, n <= 4 * cores ? 0 : detectGpus().length);
+  if (n > limit) throw new UsageError(`--workers ${n}: at most ${limit} on this machine (4 per core, ${cores} cores; or one per GPU)`);
+  return n;
+}
+
 const staleAfterOption = () =>
   new Option('--stale-after <seconds>', 'take over a run whose worker has not sent a heartbeat for this long').default('300');
 
@@ -103,7 +113,7 @@ export function registerSweep(program: Command, setExitCode: SetExitCode): void 
         console.log(`total ${shortCount(estimates.reduce((n, e) => n + e.tokens, 0))} tokens, ${total.toFixed(0)} ${ESTIMATE_RATE}`);
         return;
       }
-      const workers = positiveInt(flags.workers, '--workers');
+      const workers = workerCount(flags.workers);
       const planFile = writePlan(plan);
       const interrupted = await runWorkers(plan, planFile, workers, flags, globalArgs(command));
       for (const line of describeSummary(plan, statuses())) console.log(line);
@@ -218,10 +228,21 @@ async function runWorkers(plan: Plan, planFile: string, count: number, flags: Sw
   process.on('SIGTERM', forward);
   try {
     const codes = await done;
+    if (!interrupted) reportDeadWorkers(children.map((c, k) => ({ worker: `w${k + 1}`, code: codes[k]!, signal: c.signalCode })));
     return interrupted || codes.includes(EXIT.killed);
   } finally {
     process.off('SIGINT', forward);
     process.off('SIGTERM', forward);
+  }
+}
+
+/** Exit codes a worker ends with on its own; anything else (a signal, an abort) means it died. */
+const WORKER_EXITS: (number | null)[] = [EXIT.finished, EXIT.failed, EXIT.killed, EXIT_CLAIM_LOST];
+
+function reportDeadWorkers(ends: { worker: string; code: number | null; signal: NodeJS.Signals | null }[]): void {
+  for (const { worker, code, signal } of ends) {
+    if (signal === null && WORKER_EXITS.includes(code)) continue;
+    console.error(`normlab: worker ${worker} died (${signal ? `killed by ${signal}` : `exit ${code}`}); the run it held is interrupted and resumes from its checkpoint on the next \`normlab sweep\``);
   }
 }
 

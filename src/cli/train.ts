@@ -1,16 +1,19 @@
 // normlab train <config.yaml> [--set key=value …] | --resume <run>
-import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { existsSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import * as tf from '@tensorflow/tfjs';
 import { torchDevice, torchMemory } from '../backend/torch/index.ts';
 import { loadRunConfig } from '../config/load.ts';
 import type { RunConfig } from '../config/schema.ts';
 import { inputsExist } from '../data/training.ts';
+import { checkOutputs } from '../store/health.ts';
 import { RunStore } from '../store/store.ts';
+import { currentOwner, DEFAULT_STALE_AFTER_MS, readClaim, releaseClaim, touchClaim, tryClaim, type Claim } from '../sweep/claims.ts';
+import { stepDirs } from '../train/checkpoint.ts';
 import { checkFitsBackend } from '../train/memory.ts';
 import { resolvePrecision } from '../train/precision.ts';
-import { executeRun, readRunConfig, type RunData, runIdentity, trainingData } from '../train/run.ts';
+import { executeRun, readRunConfig, type RunData, type RunIdentity, runIdentity, trainingData } from '../train/run.ts';
 import { backendOption, startBackend, UsageError } from './common.ts';
 import type { SetExitCode } from './main.ts';
 import { describePlan } from './plan.ts';
@@ -68,6 +71,7 @@ export function registerTrain(program: Command, setExitCode: SetExitCode): void 
         return;
       }
       inputsExist(config.data); // missing data or tokenizer files first: on a fresh machine that is the news
+      checkOutputs(config.output);
       const identity = runIdentity(config);
       // Under torchrun or srun this process is one rank; --nproc-per-node then means nothing more.
       const launch = rankEnv();
@@ -88,15 +92,23 @@ export function registerTrain(program: Command, setExitCode: SetExitCode): void 
         const precision = resolvePrecision(config, backend.name);
         // Rank 0 prepares the data (into a cache all ranks share) before the others read it.
         const data = replica ? await replica.firstOnRankZero(() => trainingData(config)) : await trainingData(config);
-        const store = onlyRankZero(replica, () => RunStore.open(config.output.db), sink<RunStore>);
-        const quiet = flags.quiet || onlyRankZero(replica, () => false, () => true);
+        // Rank 0 claims the run for all its ranks, as a sweep worker does.
+        const claim = onlyRankZero<Claim | undefined>(replica, () => claimRun(identity), () => undefined);
+        const heartbeat = claim && setInterval(() => touchClaim(claim), HEARTBEAT_MS);
         try {
-          const say = (text: string) => { if (!quiet) console.log(text); };
-          const ranksNote = launch ? `  data parallel ${launch.worldSize} ranks (${launch.launcher})` : '';
-          say(`run ${identity.id}  backend ${backend.name} (${backend.version}), ${precision}${ranksNote}  ${identity.dir}`);
-          setExitCode(await trainWithSignals(config, store, data, backend, { ...flags, quiet }, say, replica));
+          const store = onlyRankZero(replica, () => RunStore.open(config.output.db), sink<RunStore>);
+          const quiet = flags.quiet || onlyRankZero(replica, () => false, () => true);
+          try {
+            const say = (text: string) => { if (!quiet) console.log(text); };
+            const ranksNote = launch ? `  data parallel ${launch.worldSize} ranks (${launch.launcher})` : '';
+            say(`run ${identity.id}  backend ${backend.name} (${backend.version}), ${precision}${ranksNote}  ${identity.dir}`);
+            setExitCode(await trainWithSignals(config, store, data, backend, { ...flags, quiet }, say, replica));
+          } finally {
+            store.close();
+          }
         } finally {
-          store.close();
+          clearInterval(heartbeat);
+          if (claim) releaseClaim(claim);
         }
       } finally {
         replica?.destroy();
@@ -128,8 +140,30 @@ async function launchRanks(config: RunConfig, flags: TrainFlags, ranks: number):
   return runRanks(ranks, process.argv[1]!, process.argv.slice(2), timeout + 30, (text) => console.error(`normlab: ${text}`));
 }
 
+const STALE_AFTER_MS = DEFAULT_STALE_AFTER_MS;
+const HEARTBEAT_MS = 30_000;
+
+/** Raised when another live process trains the same run. */
+class RunBusyError extends Error {
+  readonly exitCode = EXIT.failed;
+}
+
+/**
+ * Claims the run as sweep workers do (claims/claim-<g>.json, O_EXCL), so two
+ * `normlab train` of one config cannot train it at once; the second one stops here.
+ */
+function claimRun(identity: RunIdentity): Claim {
+  const claim = tryClaim(identity.dir, currentOwner('train'), STALE_AFTER_MS);
+  if (claim) return claim;
+  const held = readClaim(identity.dir, STALE_AFTER_MS);
+  const who = held?.claim.pid ? `process ${held.claim.pid} on ${held.claim.host}` : 'another process';
+  const age = held ? ` (heartbeat ${Math.round((Date.now() - held.heartbeatAt.getTime()) / 1000)} s ago)` : '';
+  throw new RunBusyError(`run ${identity.id} is being trained by ${who}${age}; nothing was done. Wait for it to end, then rerun to resume or see it finished; a claim is taken over once its process is gone (${held?.claim.file ?? join(identity.dir, 'claims')})`);
+}
+
 function finishedBefore(db: string, runId: string): boolean {
-  if (!existsSync(db)) return false;
+  // An empty file is an empty database (SQLite creates its tables on the first write).
+  if (!existsSync(db) || statSync(db).size === 0) return false;
   const store = RunStore.open(db, { readonly: true });
   try {
     return store.getRun(runId)?.status === 'finished';
@@ -183,7 +217,8 @@ async function trainWithSignals(
         say(`validation loss ${outcome.validation.loss.toFixed(4)}, perplexity ${outcome.validation.perplexity.toFixed(2)}; metrics in ${config.output.db} (run ${identity.id})`);
         return EXIT.finished;
       case 'diverged':
-        console.error(`normlab: run ${identity.id} diverged: ${outcome.reason}; its last good checkpoint is kept`);
+        const kept = stepDirs(join(identity.dir, 'checkpoints'))[0];
+        console.error(`normlab: run ${identity.id} diverged: ${outcome.reason}; ${kept ? `its last good checkpoint is kept (${kept.dir})` : 'it had written no checkpoint yet'}`);
         return EXIT.diverged;
       case 'killed':
         say(`stopped by ${stopSignal}; continue with: normlab train --resume ${identity.dir}`);

@@ -78,3 +78,9 @@ export function describe(v: unknown): string {
   if (v !== null && typeof v === 'object') return 'a mapping';
   return String(v);
 }
+
+/** The yaml package refuses documents whose aliases expand explosively ("billion laughs") with a ReferenceError. */
+export function aliasBomb(e: unknown): ConfigProblem | null {
+  if (!(e instanceof ReferenceError) || !/alias/i.test(e.message)) return null;
+  return { key: null, detail: 'its YAML aliases expand beyond any sane size (a "billion laughs" document); write the values out' };
+}

@@ -4,7 +4,7 @@ import path from 'node:path';
 import YAML, { YAMLParseError } from 'yaml';
 import { checkModelConfig, MODEL_DEFAULTS, ModelConfigError, type ModelConfig } from '../model/config.ts';
 import { nameProblem } from './names.ts';
-import { ConfigError, describe, zodProblems, type ConfigProblem } from './errors.ts';
+import { aliasBomb, ConfigError, describe, zodProblems, type ConfigProblem } from './errors.ts';
 import { NAMED_TOKENIZERS } from '../data/hf.ts';
 import { isBuiltinTokenizer, TOKENIZER_NAMES } from '../data/tokenizers.ts';
 import { PRESET_NAMES, PRESETS } from './presets.ts';
@@ -114,6 +114,8 @@ function readYaml(file: string): Mapping {
     doc = YAML.parse(text);
   } catch (e) {
     if (e instanceof YAMLParseError) throw new ConfigError(file, [yamlProblem(e)]);
+    const bomb = aliasBomb(e);
+    if (bomb) throw new ConfigError(file, [bomb]);
     throw e;
   }
   if (doc === null || doc === undefined) return {};

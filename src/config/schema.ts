@@ -8,9 +8,14 @@ import { TOKENIZER_INFO, TOKENIZER_NAMES, type TokenizerName } from '../data/tok
 
 const num = () => z.number().finite();
 const positive = () => num().gt(0);
-const posInt = () => z.number().int().min(1);
+/**
+ * No count of a config exceeds int32 (byte sizes aside): anything larger (`steps: 1e300`) is a typo
+ * that would hang or exhaust memory long before it could mean something.
+ */
+export const MAX_CONFIG_INT = 2 ** 31 - 1;
+const posInt = () => z.number().int().min(1).max(MAX_CONFIG_INT);
 /** A count or cadence where 0 means "never". */
-const count = () => z.number().int().min(0);
+const count = () => z.number().int().min(0).max(MAX_CONFIG_INT);
 
 /** Every ModelConfig field, typed against the interface so the two cannot drift apart. */
 const modelFields = {
@@ -55,7 +60,8 @@ export type Precision = (typeof PRECISIONS)[number];
 
 const trainSchema = z
   .object({
-    steps: posInt().default(1000),
+    /** A billion steps at most: beyond any run's budget. */
+    steps: z.number().int().min(1).max(1e9).default(1000),
     batch_size: posInt().default(8),
     /** Rows per forward/backward pass; the step accumulates batch_size / micro_batch_size of them. Absent: the whole batch. */
     micro_batch_size: posInt().optional(),
@@ -88,7 +94,7 @@ const trainSchema = z
     checkpoint_every: count().default(100),
     keep_checkpoints: posInt().default(2),
     /** Tensor bytes per safetensors file above which checkpoints are sharded as Hugging Face does (5 GB, transformers' default). */
-    checkpoint_shard_size: posInt().default(5_000_000_000),
+    checkpoint_shard_size: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).default(5_000_000_000),
     /** When the disk cannot hold the next checkpoint: `stop` (the previous checkpoint intact) or `keep_training` to the next chance. */
     on_checkpoint_no_space: z.enum(['stop', 'keep_training']).default('stop'),
   })

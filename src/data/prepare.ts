@@ -94,9 +94,18 @@ export async function prepareDataset(opts: PrepareOptions): Promise<PrepareResul
     writeFileDurably(join(tmp, 'meta.json'), JSON.stringify(built.meta, null, 2) + '\n');
     moveIntoPlace(tmp, out);
     return { dir: out, meta: built.meta, reused: false, seconds: elapsed(), workers, badExamples: built.badExamples };
+  } catch (e) {
+    throw writeProblem(e, out);
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
+}
+
+/** A full disk or another system error while writing, as one paragraph naming the dataset (exit 1); others unchanged. */
+function writeProblem(e: unknown, out: string): unknown {
+  const code = (e as { code?: unknown }).code;
+  if (typeof code !== 'string' || !/^E[A-Z]+$/.test(code) || (e as { exitCode?: unknown }).exitCode !== undefined) return e;
+  return Object.assign(new Error(`${out}: could not write the dataset (${(e as Error).message}); the partial files were removed and nothing was kept: free space and prepare it again`), { exitCode: 1 });
 }
 
 function checkInputs(opts: PrepareOptions, info: AnyTokenizerInfo): Inputs {

@@ -50,6 +50,8 @@ export interface TrainingBatches {
   validationWeights?: Float32Array[];
   /** Tokens in the training split. */
   tokens: number;
+  /** The prepared dataset's key (DatasetMeta.key): what analyses name as their data. */
+  dataset: string;
 }
 
 export async function trainingBatches(data: DataSpec, batch: BatchSpec, cacheDir: string): Promise<TrainingBatches> {
@@ -67,6 +69,7 @@ export async function trainingBatches(data: DataSpec, batch: BatchSpec, cacheDir
     validation: validation.tokens,
     ...(validation.weights && { validationWeights: validation.weights }),
     tokens: train.length,
+    dataset: meta.key,
   };
 }
 

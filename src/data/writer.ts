@@ -3,6 +3,7 @@
 
 import { createHash } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
+import { faultPoint } from '../train/faults.ts';
 import { join } from 'node:path';
 import { bytesPerToken, type Dtype, indexName, shardName, type Split, type SplitRecord, type TokenArray } from './dataset.ts';
 
@@ -44,6 +45,7 @@ class AppendFile {
 }
 
 function writeAll(fd: number, bytes: Uint8Array): void {
+  faultPoint('data-write');
   let written = 0;
   while (written < bytes.length) written += writeSync(fd, bytes, written, bytes.length - written);
 }

@@ -7,7 +7,10 @@ import { runFused } from '../model/fused.ts';
 import type { RankEnv } from './launch-env.ts';
 
 /** A collective failed: a rank died, or none answered within the timeout. The run stops; it resumes from its last checkpoint. */
-export class DistributedError extends Error {}
+export class DistributedError extends Error {
+  /** A failure, said in one paragraph (no stack): exit 1. */
+  readonly exitCode = 1;
+}
 
 /** Data parallel cannot start here (backend, build): exit 2, saying what to do. */
 export class DataParallelUnavailable extends Error {

@@ -23,6 +23,11 @@ export interface ForwardAnalysis {
 export interface Batch {
   inputs: tf.Tensor2D;
   targets: Int32Array;
+  /**
+   * Loss weights [B·T] of the targets, 0 on padding (truncate batching); absent: every target is real.
+   * The analyses cover the positions whose target is real: a row's last real token is its last such position.
+   */
+  weights?: Float32Array;
 }
 
 /** Splits a [B, T+1] token array into the model's inputs and the flat targets. */
@@ -34,6 +39,29 @@ export function batchOf(tokens: number[][] | Int32Array, rows?: number): Batch {
   const targets = new Int32Array(B * (T1 - 1));
   for (let b = 0; b < B; b++) targets.set(matrix.subarray(b * T1 + 1, (b + 1) * T1), b * (T1 - 1));
   return { inputs, targets };
+}
+
+/** Flat indices (b·T + t) of the positions whose target is real; undefined when every one is. */
+function realPositions(weights: Float32Array | undefined): Int32Array | undefined {
+  if (!weights || weights.every((w) => w > 0)) return undefined;
+  return Int32Array.from(weights.keys()).filter((i) => weights[i]! > 0);
+}
+
+/** Each row's last real position (−1 for a row with none). */
+function lastRealPositions(weights: Float32Array | undefined, B: number, T: number): number[] {
+  return Array.from({ length: B }, (_, b) => {
+    if (!weights) return T - 1;
+    let t = T - 1;
+    while (t >= 0 && !(weights[b * T + t]! > 0)) t--;
+    return t;
+  });
+}
+
+/** h as [positions, d] over the real positions only. */
+function realRows(h: tf.Tensor, real: Int32Array | undefined): tf.Tensor2D {
+  const d = h.shape.at(-1)!;
+  const flat = h.reshape([-1, d]) as tf.Tensor2D;
+  return real ? tf.gather(flat, real) : flat;
 }
 
 function blockStats(hidden: tf.Tensor[]): { maxAbs: number[]; cosine: number[] } {
@@ -49,19 +77,33 @@ function blockStats(hidden: tf.Tensor[]): { maxAbs: number[]; cosine: number[] }
   });
 }
 
+/** Each row's hidden state at its last real position, as float64 (rows with none left out). */
+function lastRealVectors(h: tf.Tensor3D, last: number[]): Float64Array[] {
+  const [B, T, d] = h.shape;
+  if (last.every((t) => t === T - 1)) return lastPositions(h);
+  const rows = last.flatMap((t, b) => (t >= 0 ? [b * T + t] : []));
+  const values = tf.tidy(() => tf.gather(h.reshape([B * T, d]), rows).dataSync());
+  return rows.map((_, k) => Float64Array.from(values.subarray(k * d, (k + 1) * d)));
+}
+
 /** The analyses of one forward pass; `withLogits` also returns every logit (reference cases only: B·T·V floats). */
 export function forwardAnalysis(model: Model, params: Params, batch: Batch, withLogits = false): ForwardAnalysis & { logits?: Float32Array } {
   return tf.tidy(() => {
     const { logits, hidden } = model.forward(params, batch.inputs, { hidden: true });
-    const hiddenVar = Array.from(varianceTensor(hidden).dataSync());
-    const last = hidden.map(lastPositions);
+    const [B, T] = batch.inputs.shape;
+    const real = realPositions(batch.weights);
+    // Padding is neither in the statistics nor in the loss; the pads' own states are left out.
+    const states = real ? hidden.map((h) => realRows(h, real)) : hidden;
+    const hiddenVar = Array.from(varianceTensor(states).dataSync());
+    const lastReal = lastRealPositions(batch.weights, B, T);
+    const last = hidden.map((h) => lastRealVectors(h as tf.Tensor3D, lastReal));
     const L = hidden.length - 1;
     const angular = Array.from({ length: L }, (_, n) =>
       Array.from({ length: L - n }, (__, i) => angularDistance(last[i]!, last[i + n + 1]!)));
     return {
-      loss: crossEntropyFloat64(logits, batch.targets),
+      loss: crossEntropyFloat64(logits, batch.targets, batch.weights),
       hiddenVar,
-      ...blockStats(hidden),
+      ...blockStats(states),
       angular,
       logits: withLogits ? (logits.dataSync() as Float32Array) : undefined,
     };
@@ -72,6 +114,6 @@ export function forwardAnalysis(model: Model, params: Params, batch: Batch, with
 export function layerDrop(model: Model, params: Params, batch: Batch, baseLoss: number): number[] {
   return Array.from({ length: model.cfg.n_layers }, (_, i) => tf.tidy(() => {
     const { logits } = model.forward(params, batch.inputs, { skipLayer: i + 1 });
-    return crossEntropyFloat64(logits, batch.targets) - baseLoss;
+    return crossEntropyFloat64(logits, batch.targets, batch.weights) - baseLoss;
   }));
 }

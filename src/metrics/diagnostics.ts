@@ -26,7 +26,10 @@ export function gradNorms(squareSums: Map<string, number>, nLayers: number): Gra
   const perLayerSq = new Array<number>(nLayers).fill(0);
   let totalSq = 0;
   const perParam = new Map<string, number>();
-  for (const [key, sq] of squareSums) {
+  // Summed in key order, not insertion order: a fresh model and one loaded from a
+  // checkpoint list their parameters differently, and float addition is not associative.
+  for (const key of [...squareSums.keys()].sort()) {
+    const sq = squareSums.get(key)!;
     totalSq += sq;
     perParam.set(key, Math.sqrt(sq));
     for (let layer = 1; layer <= nLayers; layer++) {

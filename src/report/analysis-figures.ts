@@ -2,7 +2,7 @@
 // heatmap per run (rows n, columns i, as in Gromov et al. and Mix-LN), a
 // layer-drop bar chart, and variance and max |activation| against depth.
 // A figure is made only when some run has its analysis: no empty figures.
-import { meanProfile, stepsText } from './analysis-tables.ts';
+import { meanProfile, setsText, stepsText } from './analysis-tables.ts';
 import type { RunAnalyses } from './analyses.ts';
 import { slug } from './build.ts';
 import { orderedGroups, orderedSizes, type RunFacts } from './facts.ts';
@@ -16,14 +16,17 @@ export function analysisFigures(facts: RunFacts[], title: string): Figure[] {
     const suffix = sizes.length > 1 ? `-${slug(size.label)}` : '';
     const at = `${title} — ${size.label}`;
     const made: (Figure | undefined)[] = [
-      withRuns(here, (a) => a.angular, (runs) => ({ name: `angular-distance${suffix}`, title: 'Angular distance between hidden states', svg: angularHeatmap(runs, at) })),
-      withRuns(here, (a) => a.layerDrop, (runs) => ({ name: `layer-drop${suffix}`, title: 'Loss increase when one block is removed', svg: layerDropChart(runs, at) })),
-      withRuns(here, (a) => a.variance, (runs) => ({ name: `hidden-variance-depth${suffix}`, title: 'Hidden-state variance against depth', svg: varianceChart(runs, at) })),
-      withRuns(here, (a) => a.maxAbs, (runs) => ({ name: `max-activation-depth${suffix}`, title: 'Largest activation against depth', svg: maxAbsChart(runs, at) })),
+      withRuns(here, (a) => a.angular, (runs) => ({ name: `angular-distance${suffix}`, title: 'Angular distance between hidden states', svg: angularHeatmap(runs, at), caption: setCaption(runs) })),
+      withRuns(here, (a) => a.layerDrop, (runs) => ({ name: `layer-drop${suffix}`, title: 'Loss increase when one block is removed', svg: layerDropChart(runs, at), caption: setCaption(runs) })),
+      withRuns(here, (a) => a.variance, (runs) => ({ name: `hidden-variance-depth${suffix}`, title: 'Hidden-state variance against depth', svg: varianceChart(runs, at), caption: setCaption(runs) })),
+      withRuns(here, (a) => a.maxAbs, (runs) => ({ name: `max-activation-depth${suffix}`, title: 'Largest activation against depth', svg: maxAbsChart(runs, at), caption: setCaption(runs) })),
     ];
     return made.filter((f) => f !== undefined);
   });
 }
+
+/** What the values were computed on, under the figure. */
+const setCaption = (runs: RunFacts[]) => `Computed on ${setsText(runs)}.`;
 
 function withRuns(facts: RunFacts[], has: (a: RunAnalyses) => unknown, make: (runs: RunFacts[]) => Figure): Figure | undefined {
   const runs = facts.filter((f) => has(f.analyses) !== undefined);
@@ -51,7 +54,7 @@ function angularHeatmap(runs: RunFacts[], title: string): string {
   });
   return heatmap({
     title: 'Angular distance d(hᵢ, hᵢ₊ₙ) between hidden states (Gromov et al.)',
-    subtitle: `${title}; checkpoint ${steps}; last token of validation sequences`,
+    subtitle: `${title}; checkpoint ${steps}; last real token of each sequence; ${setsText(runs)}`,
     x: { label: 'i: first hidden state hᵢ (0 = embedding output)' }, y: { label: 'n: blocks spanned' },
     colour: { label: 'angular distance arccos(cos)/π' }, panels, columns: seeds > 1 ? Math.min(seeds, 4) : Math.min(panels.length, 3),
   });
@@ -72,7 +75,7 @@ function layerDropChart(runs: RunFacts[], title: string): string {
   });
   return barChart({
     title: 'Loss increase when one block is replaced by the identity (layer drop)',
-    subtitle: `${title}; checkpoint ${stepsText(runs.map((r) => r.analyses.layerDrop?.step))}; validation sequences`,
+    subtitle: `${title}; checkpoint ${stepsText(runs.map((r) => r.analyses.layerDrop?.step))}; ${setsText(runs)}`,
     x: { label: 'block removed (1 = nearest the embedding)' }, y: { label: 'Δ val. loss (nats/token)', symlog: 1e-3 },
     categories: Array.from({ length: L }, (_, b) => String(b + 1)), groups, pointsLabel: 'single runs (seeds)',
   });
@@ -90,7 +93,7 @@ function depthLines(runs: RunFacts[], pick: (a: RunAnalyses) => number[] | undef
 function varianceChart(runs: RunFacts[], title: string): string {
   return linePlot({
     title: 'Variance of the hidden state after each block (mean over seeds)',
-    subtitle: `${title}; checkpoint ${stepsText(runs.map((r) => r.analyses.variance?.step))}; validation sequences`,
+    subtitle: `${title}; checkpoint ${stepsText(runs.map((r) => r.analyses.variance?.step))}; ${setsText(runs)}`,
     x: { label: 'ℓ: blocks applied (h_ℓ; 0 = embedding output)', integer: true }, y: { label: 'variance of h_ℓ (over tokens × channels)', log: true },
     series: depthLines(runs, (a) => a.variance?.values, 0),
   });
@@ -99,7 +102,7 @@ function varianceChart(runs: RunFacts[], title: string): string {
 function maxAbsChart(runs: RunFacts[], title: string): string {
   return linePlot({
     title: 'Largest absolute activation of each block\'s output (mean over seeds)',
-    subtitle: `${title}; checkpoint ${stepsText(runs.map((r) => r.analyses.maxAbs?.step))}; validation sequences`,
+    subtitle: `${title}; checkpoint ${stepsText(runs.map((r) => r.analyses.maxAbs?.step))}; ${setsText(runs)}`,
     x: { label: 'block ℓ (1 = nearest the embedding)', integer: true }, y: { label: 'max |h_ℓ| over tokens and channels', log: true },
     series: depthLines(runs, (a) => a.maxAbs?.values, 1),
   });

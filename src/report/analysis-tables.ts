@@ -2,6 +2,7 @@
 // the papers' questions (are deep blocks nearly identical to their neighbours,
 // cheap to drop; does the variance grow with depth), and per-block tables —
 // rows block, columns strategy, means over the analysed runs.
+import { setLabel, UNKNOWN_SET } from '../analyze/sample-set.ts';
 import { hasAnalyses, type RunAnalyses } from './analyses.ts';
 import { slug } from './build.ts';
 import { mean, orderedGroups, orderedSizes, type RunFacts } from './facts.ts';
@@ -63,6 +64,13 @@ export function stepsText(steps: (number | undefined)[]): string {
   return known.length === 1 ? `step ${known[0]}` : `steps ${known[0]}–${known.at(-1)}`;
 }
 
+/** "sample set <key>", or every set when the runs were analysed on different ones (never averaged as one). */
+export function setsText(runs: RunFacts[]): string {
+  const sets = [...new Set(runs.map((r) => r.analyses.sampleSet).filter((s) => s !== undefined))].sort();
+  if (sets.length === 0) return 'no sample set';
+  return sets.length === 1 ? (sets[0] === UNKNOWN_SET ? setLabel(sets[0]) : `sample set ${setLabel(sets[0]!)}`) : `sample sets ${sets.map(setLabel).join('; ')}`;
+}
+
 /** Rows = block (or hidden state), columns = strategy; one table per analysis and model size that has data. */
 export function analysisLayerTables(facts: RunFacts[]): Table[] {
   const sizes = orderedSizes(facts);
@@ -78,7 +86,7 @@ export function analysisLayerTables(facts: RunFacts[]): Table[] {
       return [{
         id: `${t.id}${sizes.length > 1 ? `-${slug(size.label)}` : ''}`,
         title: `${t.title}${sizes.length > 1 ? ` — ${size.label}` : ''}`,
-        note: `${t.what}. Mean over the analysed runs (${counts}); checkpoint ${stepsText(analysed.map((f) => t.step(f.analyses)))}.`,
+        note: `${t.what}. Mean over the analysed runs (${counts}); checkpoint ${stepsText(analysed.map((f) => t.step(f.analyses)))}; ${setsText(analysed)}.`,
         columns: [t.from === 0 ? 'hidden state' : 'block', ...groups],
         rows,
       }];
@@ -117,17 +125,18 @@ export function analysisRunsTable(facts: RunFacts[]): Table {
       cheapest === undefined ? null : cheapest + 1, cheapest === undefined ? null : drop![cheapest]!,
       variance ? variance.at(-1)! / variance[1]! : null,
       largest === undefined ? null : maxAbs![largest]!, largest === undefined ? null : largest + 1,
+      setLabel(a.sampleSet ?? UNKNOWN_SET),
     ];
   });
   return {
     id: 'analysis-runs',
     title: 'Layer analyses per run',
-    note: 'At the checkpoint step analysed; first half = blocks 1…⌊L/2⌋, second half = the rest. Angular: d(h_ℓ−1, h_ℓ) = arccos(cos)/π; drop Δloss: validation-loss increase when the block is replaced by the identity (nats per token); loss: the whole model\'s on the same sequences.',
+    note: 'At the checkpoint step analysed, on the sample set named (one per run: `--analysis-set`, else the largest set present at every analysed step); first half = blocks 1…⌊L/2⌋, second half = the rest. Angular: d(h_ℓ−1, h_ℓ) = arccos(cos)/π; drop Δloss: validation-loss increase when the block is replaced by the identity (nats per token); loss: the whole model\'s on the same sequences.',
     columns: [
       'run', 'strategy', 'size', 'seed', 'step', 'loss',
       'angular to previous, first half', 'angular to previous, second half',
       'drop Δloss, first half', 'drop Δloss, second half', 'cheapest block to drop', 'its Δloss',
-      'variance h_L / h_1', 'max |h|', 'at block',
+      'variance h_L / h_1', 'max |h|', 'at block', 'sample set',
     ],
     rows,
   };

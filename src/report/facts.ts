@@ -69,6 +69,8 @@ export interface RunFacts {
 export interface FactsOptions {
   /** Read the analyses at this step (default: each run's latest analysed step, per analysis). */
   analysisStep?: number;
+  /** Read the analyses of this sample set (default: chooseSampleSet's rule, per run). */
+  analysisSet?: string;
 }
 
 /** Keys that never split a row: labels, paths, cadences, the seed, the strategy and the size itself. */
@@ -106,7 +108,7 @@ function runFactsOf(g: GatheredRun, size: Size, extras: string[], analyses: Anal
     ...(valPpl !== undefined && { valPpl }),
     gradNorm: layerProfile(g, 'grad_norm', config.model.n_layers),
     outputVar: layerProfile(g, 'output_var', config.model.n_layers),
-    analyses: readRunAnalyses(analyses, record.id, config.model.n_layers, options.analysisStep),
+    analyses: readRunAnalyses(analyses, record.id, config.model.n_layers, options.analysisStep, options.analysisSet),
     source: g,
   };
 }

@@ -3,7 +3,6 @@
 // registry row and the last few points of three series (never a whole series).
 import { PRESETS } from '../config/presets.ts';
 import type { RunConfig } from '../config/schema.ts';
-import { LIVE_WITHIN_MS } from '../store/store.ts';
 import { strategyLabel } from './facts.ts';
 import { formatNumber } from './tables.ts';
 import type { GatheredRun } from './gather.ts';
@@ -15,11 +14,14 @@ const VARYING: [string, (c: RunConfig) => string][] = [
   ['lr', (c) => String(c.train.lr)],
 ];
 
-/** The listing as rows of cells, the header first. */
-export function listing(runs: GatheredRun[], now = Date.now()): string[][] {
+/**
+ * The listing as rows of cells, the header first. `interrupted(run)`: its store says
+ * running but no live process holds it (sweep/state.ts isInterrupted).
+ */
+export function listing(runs: GatheredRun[], interrupted: (g: GatheredRun) => boolean = () => false, now = Date.now()): string[][] {
   const varying = VARYING.filter(([, read]) => new Set(runs.map((g) => read(g.record.config))).size > 1);
   const header = ['run', 'sweep', 'strategy', 'size', 'seed', ...varying.map(([name]) => name), 'status', 'step', 'train loss', 'val ppl', 'tok/s', 'backend', 'heartbeat'];
-  return [header, ...runs.map((g) => listingRow(g, varying.map(([, read]) => read(g.record.config)), now))];
+  return [header, ...runs.map((g) => listingRow(g, varying.map(([, read]) => read(g.record.config)), interrupted(g), now))];
 }
 
 /** "1b" for a preset's shape, else "d512×8L". */
@@ -30,7 +32,7 @@ export function sizeLabel(config: RunConfig): string {
   return matches ? config.model_preset! : `d${m.d_model}×${m.n_layers}L`;
 }
 
-function listingRow(g: GatheredRun, varying: string[], now: number): string[] {
+function listingRow(g: GatheredRun, varying: string[], interrupted: boolean, now: number): string[] {
   const { record: r, store } = g;
   const loss = store.lastScalar(r.id, 'train/loss');
   const ppl = store.lastScalar(r.id, 'val/ppl');
@@ -38,8 +40,7 @@ function listingRow(g: GatheredRun, varying: string[], now: number): string[] {
   const speeds = store.scalarTail(r.id, 'train/tokens_per_s', 20).map((p) => p.value).sort((a, b) => a - b);
   const speed = speeds[Math.floor(speeds.length / 2)];
   const age = r.heartbeatAt ? now - Date.parse(r.heartbeatAt) : null;
-  const quiet = r.status === 'running' && age !== null && age > LIVE_WITHIN_MS;
-  const status = r.status === 'diverged' ? `diverged@${r.divergedStep ?? r.step}` : quiet ? 'running?' : r.status;
+  const status = r.status === 'diverged' ? `diverged@${r.divergedStep ?? r.step}` : interrupted ? 'interrupted' : r.status;
   return [
     r.id, r.sweep ?? '', strategyLabel(r.config.model.norm), sizeLabel(r.config), String(r.seed), ...varying,
     status, `${r.step}/${r.totalSteps}`,

@@ -5,6 +5,7 @@ import { closeSync, createWriteStream, mkdirSync, openSync, statSync, writeFileS
 import { once } from 'node:events';
 import path from 'node:path';
 import { createGzip } from 'node:zlib';
+import { setLabel } from '../analyze/sample-set.ts';
 import { AnalysisReader, hasAnalyses } from './analyses.ts';
 import { analysisFigures } from './analysis-figures.ts';
 import { analysisTables } from './analysis-tables.ts';
@@ -149,7 +150,7 @@ function csvSink(file: string): { write(text: string): Promise<void> | void; clo
  * Every metric and analysis row of every run, one per line, for users' own tools
  * (streamed: a 100,000-step sweep gives gigabytes; `.gz` compresses it). Analysis
  * rows have kind `analysis`, the row set as name (angular, layer_drop, variance, …),
- * layer as stored and, for angular, the offset n. Rows come metric by metric; within
+ * layer as stored, for angular the offset n, and the sample set they were computed on. Rows come metric by metric; within
  * a metric, the order follows the store's layout (docs/store.md).
  */
 export async function writeLongCsv(file: string, facts: RunFacts[]): Promise<LongCsv> {
@@ -157,7 +158,7 @@ export async function writeLongCsv(file: string, facts: RunFacts[]): Promise<Lon
   const readers = new Map<string, AnalysisReader>();
   let rows = 0;
   try {
-    await sink.write('run,sweep,strategy,seed,kind,name,step,layer,n,param,value\n');
+    await sink.write('run,sweep,strategy,seed,kind,name,step,layer,n,param,value,sample_set\n');
     for (const f of facts) {
       const prefix = [f.id, f.sweep ?? '', f.strategy, String(f.seed)].map(csvField).join(',');
       let chunk = '';
@@ -173,13 +174,13 @@ export async function writeLongCsv(file: string, facts: RunFacts[]): Promise<Lon
         if (c.index !== undefined) {
           const mid = cells(c.index);
           for (const [step, value] of c.rows) {
-            chunk += `${head}${step},${mid},${value ?? NaN}\n`;
+            chunk += `${head}${step},${mid},${value ?? NaN},\n`;
             // Short-lived strings: written every 64K characters, they die young.
             if (chunk.length > 1 << 16) { await sink.write(chunk); chunk = ''; }
           }
         } else {
           for (const [step, index, value] of c.rows) {
-            chunk += `${head}${step},${cells(index)},${value ?? NaN}\n`;
+            chunk += `${head}${step},${cells(index)},${value ?? NaN},\n`;
             if (chunk.length > 1 << 16) { await sink.write(chunk); chunk = ''; }
           }
         }
@@ -188,7 +189,7 @@ export async function writeLongCsv(file: string, facts: RunFacts[]): Promise<Lon
       const file = f.source.store.file;
       const reader = readers.get(file) ?? readers.set(file, AnalysisReader.open(file)).get(file)!;
       for (const a of reader.allRows(f.id)) {
-        await put(`${prefix},analysis,${csvField(a.analysis)},${a.step},${a.layer},${a.analysis === 'angular' ? a.n : ''},${csvField(a.param)},${a.value}\n`);
+        await put(`${prefix},analysis,${csvField(a.analysis)},${a.step},${a.layer},${a.analysis === 'angular' ? a.n : ''},${csvField(a.param)},${a.value},${csvField(setLabel(a.sampleSet))}\n`);
       }
       await sink.write(chunk);
     }

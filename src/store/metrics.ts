@@ -263,8 +263,11 @@ export class CompactTables implements MetricTables {
   }
 
   layerSteps(runId: string, name: string): { count: number; first: number; last: number } | undefined {
-    const r = this.db.prepare(this.layerSql('count(DISTINCT p.step) AS count, min(p.step) AS first, max(p.step) AS last'))
-      .get({ run: runId, name }) as { count: number; first: number | null; last: number | null };
+    // Every layer is written at the same steps (a diagnostic step writes them all): its first series tells.
+    const [first] = this.seriesOf(runId, KIND.layer, name);
+    if (!first) return undefined;
+    const r = this.db.prepare('SELECT count(*) AS count, min(step) AS first, max(step) AS last FROM points WHERE series = ?')
+      .get(first[0]) as { count: number; first: number | null; last: number | null };
     return r.count ? { count: r.count, first: r.first!, last: r.last! } : undefined;
   }
 

@@ -7,17 +7,21 @@
 //   2  compact layout: names (a dictionary), series (run × metric × layer or
 //      parameter) and points (series, step, value) keyed by integers
 //      (~20 bytes a value); views named like version 1's tables give its shape.
+//   3  analyses keyed by sample set (#21): each analysis row names what it was
+//      computed on (sample_set) and records backend and precision beside it.
 //
 // A new file gets the newest version. An existing file keeps its version when a
 // run writes it (a run started in the text layout resumes in it); only
 // `normlab store migrate` (migrate() below) moves a file forward.
-// Adding a version (e.g. kit's analyses sample-set key, #21): append its step
-// to MIGRATIONS, raise SCHEMA_VERSION, and make createSchema build it directly.
+// Adding a version: append its step to MIGRATIONS, raise SCHEMA_VERSION, and
+// make createSchema build it directly. The analyses table is also brought to
+// its keyed shape whenever analyses are written (ensureAnalyses), whatever the
+// file's version: it is independent of the metric layout.
 import type Database from 'better-sqlite3';
 
 export type Layout = 'text' | 'compact';
 
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 const RUNS = `
 CREATE TABLE IF NOT EXISTS runs (
@@ -83,6 +87,30 @@ CREATE VIEW IF NOT EXISTS param_metrics AS
   FROM series s JOIN names n ON n.id = s.name JOIN names pn ON pn.id = s.idx JOIN points p ON p.series = s.id
   WHERE s.kind = ${KIND.param};`;
 
+// sample_set: what the analysis was computed on (src/analyze/sample-set.ts);
+// '' for rows written before version 3 ("sample set unknown").
+const ANALYSES = `
+CREATE TABLE IF NOT EXISTS analyses (
+  run_id TEXT NOT NULL, step INTEGER NOT NULL, analysis TEXT NOT NULL, sample_set TEXT NOT NULL,
+  layer INTEGER NOT NULL, n INTEGER NOT NULL, param TEXT NOT NULL, value REAL, backend TEXT, precision TEXT,
+  PRIMARY KEY (run_id, analysis, sample_set, step, layer, n, param)
+);`;
+
+/** Whether the file's analyses table (if any) has the sample-set key. */
+export function analysesKeyed(db: Database.Database): boolean {
+  const columns = db.prepare('PRAGMA table_info(analyses)').all() as { name: string }[];
+  return columns.length === 0 || columns.some((c) => c.name === 'sample_set');
+}
+
+/** Creates the analyses table, or rebuilds an unkeyed one with its rows as "sample set unknown". */
+export function ensureAnalyses(db: Database.Database): void {
+  if (analysesKeyed(db)) return void db.exec(ANALYSES);
+  db.exec(`ALTER TABLE analyses RENAME TO old_analyses; ${ANALYSES}
+    INSERT INTO analyses (run_id, step, analysis, sample_set, layer, n, param, value)
+      SELECT run_id, step, analysis, '', layer, n, param, value FROM old_analyses;
+    DROP TABLE old_analyses;`);
+}
+
 export function layoutOf(version: number): Layout {
   return version === 1 ? 'text' : 'compact';
 }
@@ -98,6 +126,7 @@ export function createSchema(db: Database.Database, layout: Layout = 'compact'):
 /** Makes sure an existing file at `version` has its tables (a version-1 file gets version 1's). */
 export function ensureSchema(db: Database.Database, version: number): void {
   db.exec(RUNS + (layoutOf(version) === 'text' ? TEXT_METRICS : COMPACT_METRICS));
+  if (version >= 3) ensureAnalyses(db);
 }
 
 interface Migration {
@@ -140,6 +169,11 @@ const MIGRATIONS: Migration[] = [
           CROSS JOIN series s ON s.run_id = o.run_id AND s.kind = ${KIND.param} AND s.name = n.id AND s.idx = pn.id;
         DROP TABLE old_scalars; DROP TABLE old_layer_metrics; DROP TABLE old_param_metrics;`);
     },
+  },
+  {
+    to: 3,
+    what: 'analyses keyed by sample set (earlier rows: sample set unknown)',
+    up: ensureAnalyses,
   },
 ];
 

@@ -13,6 +13,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import { faultPoint } from '../train/faults.ts';
 import type { RunConfig } from '../config/schema.ts';
 import { CompactTables, TextTables, type BucketCell, type Columns, type MetricBatch, type MetricChunk, type MetricRow, type MetricTables, type StepBuckets } from './metrics.ts';
 import { createSchema, ensureSchema, layoutOf, migrate, SCHEMA_VERSION, type Layout } from './schema.ts';
@@ -198,6 +199,7 @@ export class RunStore {
    * only go back to `running` (a resume), which clears how it ended.
    */
   setStatus(id: string, status: RunStatus, extra: StatusExtra = {}): void {
+    faultPoint('store-write');
     this.db.transaction(() => {
       const run = this.getRun(id);
       if (!run) throw new StoreError(`no run ${id}`);
@@ -227,6 +229,7 @@ export class RunStore {
   writeMetrics(batch: MetricBatch): void {
     // IMMEDIATE takes the write lock up front, so a concurrent writer makes us wait
     // (busy_timeout) instead of failing with SQLITE_BUSY on the lock upgrade.
+    faultPoint('store-write');
     this.db.transaction(() => this.metrics.write(batch)).immediate();
   }
 

@@ -13,6 +13,9 @@ import { mkdirSync, readdirSync, readFileSync, statSync, unlinkSync, utimesSync,
 import { hostname } from 'node:os';
 import path from 'node:path';
 
+/** How long a claim's heartbeat may be silent before the claim is taken over (`--stale-after`'s default). */
+export const DEFAULT_STALE_AFTER_MS = 300_000;
+
 export interface ClaimOwner {
   worker: string;
   host: string;

@@ -4,7 +4,7 @@ import { readFileSync, renameSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
 import { pathUnder } from '../config/names.ts';
-import { loadRunConfig, resolveRunConfig, setKey } from '../config/load.ts';
+import { ConfigError, loadRunConfig, resolveRunConfig, setKey } from '../config/load.ts';
 import type { RunConfig } from '../config/schema.ts';
 import { hash32, Rng } from '../data/rng.ts';
 import { runIdentity } from '../train/run.ts';
@@ -41,8 +41,8 @@ export const RUN_DB = 'run.sqlite';
 export function expandSweep(spec: SweepSpec): Plan {
   loadRunConfig(spec.base); // the base must be a valid config on its own; its errors name its own file
   const base = YAML.parse(readFileSync(spec.base, 'utf8')) as Record<string, unknown>;
-  const combos = spec.method === 'grid' ? gridCombos(spec.parameters) : randomCombos(spec.parameters, spec.runCap!, spec.seed);
-  const capped = spec.runCap === undefined ? combos : combos.slice(0, spec.runCap);
+  const count = plannedCount(spec);
+  const capped = spec.method === 'grid' ? gridCombos(spec.parameters, count) : randomCombos(spec.parameters, count, spec.seed);
   const runs: PlannedRun[] = [];
   const seen = new Set<string>();
   for (const overrides of capped) {
@@ -70,12 +70,33 @@ function plannedRun(spec: SweepSpec, base: Record<string, unknown>, overrides: O
   return { index, id, hash, dir, overrides, config };
 }
 
-/** Every combination of the parameters' values, the first parameter varying slowest. */
-function gridCombos(parameters: Parameter[]): Override[][] {
-  return parameters.reduce<Override[][]>(
-    (combos, p) => combos.flatMap((c) => choices(p.spec).map((v) => [...c, ...assign(p, v)])),
-    [[]],
-  );
+/** The most runs one sweep may plan: a plan is held, written and listed whole. */
+export const MAX_SWEEP_RUNS = 10_000;
+
+/** How many runs the sweep plans (grid size or run_cap, the smaller), counted before anything is expanded. */
+function plannedCount(spec: SweepSpec): number {
+  const sizes = spec.method === 'grid' ? spec.parameters.map((p) => choices(p.spec).length) : [];
+  const grid = sizes.reduce((a, b) => a * b, 1);
+  const count = spec.method === 'grid' ? Math.min(grid, spec.runCap ?? Infinity) : spec.runCap!;
+  if (count <= MAX_SWEEP_RUNS) return count;
+  const what = spec.method === 'grid' && count === grid
+    ? { key: 'parameters', detail: `the grid has ${grid.toLocaleString('en')} runs (${sizes.join(' × ')})` }
+    : { key: 'run_cap', detail: `${count.toLocaleString('en')} runs` };
+  throw new ConfigError(spec.file, [{ key: what.key, detail: `${what.detail}; a sweep plans at most ${MAX_SWEEP_RUNS.toLocaleString('en')}: split it into several sweeps or lower run_cap` }]);
+}
+
+/** The first `count` combinations of the parameters' values, the first parameter varying slowest. */
+function gridCombos(parameters: Parameter[], count: number): Override[][] {
+  return Array.from({ length: count }, (_, i) => {
+    // Combination i in mixed radix, the last parameter's digit lowest.
+    const picks: Override[][] = [];
+    for (let k = parameters.length - 1, rest = i; k >= 0; k--) {
+      const values = choices(parameters[k]!.spec);
+      picks.unshift(assign(parameters[k]!, values[rest % values.length]));
+      rest = Math.floor(rest / values.length);
+    }
+    return picks.flat();
+  });
 }
 
 function choices(spec: ParameterSpec): unknown[] {

@@ -2,7 +2,7 @@
 // dry-run shows, what workers skip, what the closing summary counts.
 import { existsSync } from 'node:fs';
 import { RunStore, type RunRecord } from '../store/store.ts';
-import { readClaim, type ClaimState } from './claims.ts';
+import { DEFAULT_STALE_AFTER_MS, readClaim, type ClaimState } from './claims.ts';
 import type { PlannedRun } from './plan.ts';
 
 /**
@@ -46,6 +46,18 @@ export function runStatus(run: PlannedRun, staleAfterMs: number): PlannedRunStat
     : record.status === 'running' ? (live ? 'running' : 'interrupted')
       : record.status;
   return { state, ...(record && { record }), claim };
+}
+
+/**
+ * The one status truth for a run its store calls running: every trainer (`normlab
+ * train`, sweep workers, Slurm tasks) holds the run's claim while it trains, so
+ * without a fresh claim of a live process the run was interrupted (killed, its
+ * machine gone, or it could not record its end, e.g. on a full disk).
+ */
+export function isInterrupted(record: RunRecord, runDir: string, staleAfterMs = DEFAULT_STALE_AFTER_MS): boolean {
+  if (record.status !== 'running') return false;
+  const claim = readClaim(runDir, staleAfterMs);
+  return claim === null || claim.stale;
 }
 
 /**

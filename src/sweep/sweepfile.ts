@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import YAML, { YAMLParseError } from 'yaml';
 import { z, ZodError, type ZodIssue } from 'zod';
-import { ConfigError, describe, zodProblems, type ConfigProblem } from '../config/errors.ts';
+import { aliasBomb, ConfigError, describe, zodProblems, type ConfigProblem } from '../config/errors.ts';
 import { nameProblem } from '../config/names.ts';
 import { keysAt } from '../config/schema.ts';
 
@@ -195,6 +195,8 @@ function readYaml(file: string): unknown {
     return YAML.parse(text) ?? {};
   } catch (e) {
     if (e instanceof YAMLParseError) throw new ConfigError(file, [{ key: null, detail: `YAML syntax error: ${e.message.split('\n')[0]}` }]);
+    const bomb = aliasBomb(e);
+    if (bomb) throw new ConfigError(file, [bomb]);
     throw e;
   }
 }

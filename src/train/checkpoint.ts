@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs';
 import { canonicalJson } from '../config/hash.ts';
 import { type ModelConfig, usesEmbedNorm } from '../model/config.ts';
 import { tokenizerFiles } from '../data/hf.ts';
-import { type AnyTokenizerInfo, tokenizerInfo } from '../data/tokenizers.ts';
+import type { AnyTokenizerInfo } from '../data/tokenizers.ts';
 import type { Params } from '../model/norms.ts';
 import { faultPoint, freeSpaceFault } from './faults.ts';
 import {
@@ -64,7 +64,7 @@ export interface SaveOptions {
   shardBytes: number;
   onNoSpace: NoSpacePolicy;
   /** The tokenizer the run trains with: its ids go into config.json and generation_config.json. */
-  tokenizer: string;
+  tokenizer: AnyTokenizerInfo;
   /** Extra small files saved beside the weights and checksummed (tokenizer files, say). */
   files?: Record<string, Uint8Array | string>;
   warn?: (message: string) => void;
@@ -115,7 +115,7 @@ export function huggingFaceConfig(cfg: ModelConfig, maxPositions: number, tokeni
   };
 }
 
-/** Documents end (and padding is) the tokenizer's end id; training never sees a BOS, so a document starts after that id too. */
+/** Documents end with the tokenizer's end id; training never sees a BOS, so a document starts after that id too. */
 function specialIds(tokenizer: AnyTokenizerInfo) {
   return { bos_token_id: tokenizer.eot, eos_token_id: tokenizer.eot, pad_token_id: tokenizer.pad };
 }
@@ -196,7 +196,7 @@ export async function saveCheckpoint(
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp);
   try {
-    const tokenizer = tokenizerInfo(opts.tokenizer);
+    const { tokenizer } = opts;
     const files = {
       'config.json': JSON.stringify(huggingFaceConfig(cfg, maxPositions, tokenizer), null, 2),
       'generation_config.json': JSON.stringify(generationConfig(tokenizer), null, 2),
@@ -293,6 +293,20 @@ function readTensorFiles(dir: string, state: SavedState, base: string, visit: (k
 }
 
 /**
+ * A backend tensor of a just-read array, on the backend's own memory now:
+ * backends that defer copying JS values (torch) would otherwise keep every
+ * array alive until first use, holding a second copy of the checkpoint.
+ */
+function toBackend(t: NamedArray): tf.Tensor {
+  const lazy = tf.tensor(t.data, t.shape);
+  try {
+    return tf.tidy(() => tf.mul(lazy, 1));
+  } finally {
+    lazy.dispose();
+  }
+}
+
+/**
  * Reads one checkpoint folder straight into backend tensors, verifying every
  * file it reads against state.json. `optimizer: false` (analyze, sample) reads
  * and checks only the weights. On any failure the tensors loaded so far are disposed.
@@ -304,12 +318,12 @@ export function loadCheckpoint(dir: string, opts: { optimizer?: boolean; chunkBy
   const v: Params = {};
   try {
     readSmallFile(dir, state, 'config.json');
-    readTensorFiles(dir, state, 'model', (key, t) => { params[key] = tf.tensor(t.data, t.shape); }, opts.chunkBytes);
+    readTensorFiles(dir, state, 'model', (key, t) => { params[key] = toBackend(t); }, opts.chunkBytes);
     if (opts.optimizer === false) return { dir, state, params };
     readTensorFiles(dir, state, 'optimizer', (key, t) => {
       const [into, name] = key.startsWith('exp_avg_sq.') ? [v, key.slice(11)] : key.startsWith('exp_avg.') ? [m, key.slice(8)] : [];
       if (!into) throw new CheckpointError(`${join(dir, 'optimizer')}*: unexpected tensor ${key}`);
-      into[name!] = tf.tensor(t.data, t.shape);
+      into[name!] = toBackend(t);
     }, opts.chunkBytes);
     return { dir, state, params, moments: { m, v } };
   } catch (e) {

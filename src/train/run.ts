@@ -15,8 +15,10 @@ import { MetricBuffer, type RunStore } from '../store/store.ts';
 import { writeFileDurably } from '../model/safetensors.ts';
 import { cheapAnalysisRows } from '../analyze/analyses.ts';
 import type { ForwardAnalysis } from '../metrics/analysis.ts';
+import { type SampleSet, sampleSetKey } from '../analyze/sample-set.ts';
 import { AnalysisStore } from '../store/analyses.ts';
 import { LiveEvents } from '../tensorboard/runs.ts';
+import { stepDirs } from './checkpoint.ts';
 import { checkFitsBackend } from './memory.ts';
 import { applyPrecision } from './precision.ts';
 import { train, type TrainHooks, type TrainingData, type TrainOutcome } from './trainer.ts';
@@ -49,7 +51,7 @@ export function trainingData(config: RunConfig): Promise<RunData> {
   }, resolve(config.output.runs_dir, '.cache', 'data'));
 }
 
-export type RunData = TrainingData & { tokens: number };
+export type RunData = TrainingData & { tokens: number; dataset: string };
 
 export interface RunOptions {
   config: RunConfig;
@@ -90,16 +92,28 @@ function rankShare(data: RunData, config: RunConfig, replica: Replica | undefine
   };
 }
 
+/** Training's analyses take the first validation batch: the first batch_size validation windows. */
+function trainingSampleSet(config: RunConfig, data: RunData, backend: string, precision: string): SampleSet {
+  const { seq_len } = config.train;
+  const samples = data.validation[0]!.length / (seq_len + 1);
+  const key = sampleSetKey({ dataset: data.dataset, batching: config.data.batching, samples, seqLen: seq_len });
+  return { key, backend, precision };
+}
+
 export async function executeRun(opts: RunOptions): Promise<RunResult> {
   const { config, store } = opts;
   checkFitsBackend(config, opts.backend, { ranks: opts.replica?.worldSize });
   const precision = applyPrecision(config, opts.backend);
   // The tokenizer by name and file content, so a report can tell apart runs whose perplexities are per different tokens.
-  const versions = { ...opts.versions, precision, tokenizer: describeFile(tokenizerInfo(config.data.tokenizer, config.data.eos_token)) };
+  const versions = {
+    ...opts.versions, precision, tokenizer: describeFile(tokenizerInfo(config.data.tokenizer, config.data.eos_token)),
+    ...(opts.replica && { ranks: `${opts.replica.worldSize} (data parallel)` }),
+  };
   const { replica } = opts;
   // Rank 0 prepares the data (into a cache every rank shares) before the others read it.
   const data = rankShare(opts.data ?? await (replica ? replica.firstOnRankZero(() => trainingData(config)) : trainingData(config)), config, replica);
   const identity = runIdentity(config);
+  if (!opts.restart) onlyRankZero(replica, () => checkStoreCoversCheckpoints(config, store, identity), () => undefined);
   onlyRankZero(replica, () => {
     if (opts.restart) rmSync(join(identity.dir, 'checkpoints'), { recursive: true, force: true });
     mkdirSync(identity.dir, { recursive: true });
@@ -133,7 +147,8 @@ export async function executeRun(opts: RunOptions): Promise<RunResult> {
         events?.resumeAfter(step);
       },
       recordAnalysis: onlyRankZero(replica, () => (step: number, forward: ForwardAnalysis) => {
-        for (const [name, rows] of Object.entries(cheapAnalysisRows(forward))) analysisStore().write(identity.id, step, name, rows);
+        const set = trainingSampleSet(config, data, opts.backend, precision);
+        for (const [name, rows] of Object.entries(cheapAnalysisRows(forward))) analysisStore().write(identity.id, step, name, set, rows);
       }, () => undefined),
       replica,
       hooks: {
@@ -147,11 +162,17 @@ export async function executeRun(opts: RunOptions): Promise<RunResult> {
       },
     });
   } catch (e) {
-    metrics.flush();
-    store.setStatus(identity.id, 'failed', { error: (e as Error).message });
-    events?.end('failed');
     log.error({ err: e }, 'failed');
-    throw e;
+    try {
+      metrics.flush();
+      store.setStatus(identity.id, 'failed', { error: (e as Error).message });
+      events?.end('failed');
+    } catch (recording) {
+      // The store itself failed (a full disk, say): the run stays `running` there, and
+      // reads as interrupted once this process is gone (sweep/state.ts isInterrupted).
+      log.error({ err: recording }, 'could not record the failure');
+    }
+    throw storeProblem(e, store.file);
   } finally {
     analyses?.close();
   }
@@ -163,4 +184,33 @@ export async function executeRun(opts: RunOptions): Promise<RunResult> {
   if (outcome.status !== 'killed') store.compact();
   log.info({ outcome, numTensors: tf.memory().numTensors }, 'end');
   return { identity, outcome, parameters };
+}
+
+/** A SQLite error (disk full, I/O) as one paragraph naming the database, exit 1; other errors unchanged. */
+function storeProblem(e: unknown, file: string): unknown {
+  const code = (e as { code?: unknown }).code;
+  if (typeof code !== 'string' || !code.startsWith('SQLITE_')) return e;
+  return Object.assign(new Error(`could not write ${file}: ${(e as Error).message} (${code}); the run's checkpoints are intact: free space and rerun to resume`), { exitCode: 1 });
+}
+
+/** Raised when a run's checkpoints are ahead of its metrics in the store: resuming would hide the gap. */
+export class IncompleteRunError extends Error {
+  readonly exitCode = 2;
+}
+
+/**
+ * The store must hold every train/loss row up to the run's newest checkpoint (rows are
+ * flushed before each checkpoint is written), else the database was deleted, replaced
+ * or repaired: resuming would record the run as complete with rows missing.
+ */
+function checkStoreCoversCheckpoints(config: RunConfig, store: RunStore, identity: RunIdentity): void {
+  const newest = stepDirs(join(identity.dir, 'checkpoints'))[0];
+  if (!newest) return;
+  const { log_every } = config.train;
+  const expected = Math.floor(newest.step / log_every) + (newest.step === config.train.steps && newest.step % log_every !== 0 ? 1 : 0);
+  const record = store.getRun(identity.id);
+  const recorded = record ? store.scalarSeries(identity.id, 'train/loss').filter((p) => p.step <= newest.step).length : 0;
+  if (recorded >= expected) return;
+  const holds = record ? `train/loss for only ${recorded} of its ${expected} logged steps` : 'no record of it';
+  throw new IncompleteRunError(`run ${identity.id}: its checkpoints reach step ${newest.step} (${newest.dir}) but ${store.file} holds ${holds} (a deleted, replaced or repaired database?); resuming would record it as complete with metrics missing, so nothing was done. \`normlab train <config> --restart\` trains it again from step 0; or put the run's database back`);
 }

@@ -17,6 +17,7 @@ import type { MetricBuffer } from '../store/store.ts';
 import { AdamW, clipFactor } from './adamw.ts';
 import { latestGoodCheckpoint, removeUnfinishedCheckpoints, saveCheckpoint, type SaveOptions } from './checkpoint.ts';
 import { evaluate } from './evaluate.ts';
+import { tokenizerInfo } from '../data/tokenizers.ts';
 import { PrefetchedData } from './prefetch.ts';
 import { learningRate } from './schedule.ts';
 import { accumulateGradients, type HostBatch, singleProcess, splitBatch, sumOverRanks } from './accumulate.ts';
@@ -83,10 +84,10 @@ export function divergenceLoss(config: RunConfig): number {
   return config.train.diverge_loss ?? 3 * Math.log(config.model.vocab_size);
 }
 
-/** The first validation batch as the analyses take it (inputs and flat targets). */
-function analysisBatch(tokens: tf.Tensor2D): Batch {
+/** The first validation batch as the analyses take it (inputs, flat targets, and the pad mask under truncate batching). */
+function analysisBatch(tokens: tf.Tensor2D, weights: Float32Array | undefined): Batch {
   const [B] = tokens.shape;
-  return batchOf(tokens.dataSync() as Int32Array, B);
+  return { ...batchOf(tokens.dataSync() as Int32Array, B), ...(weights && { weights }) };
 }
 
 /** nGPT trains without weight decay (MODEL.md §7.3). */
@@ -115,7 +116,8 @@ function restoreOrInit(ctx: TrainContext): State {
   const { params, moments } = checkpoint;
   if (checkpoint.state.configHash !== ctx.configHash) {
     tf.dispose([...Object.values(params), ...Object.values(moments!.m), ...Object.values(moments!.v)]);
-    throw new Error(`${checkpoint.dir}: checkpoint was written for config ${checkpoint.state.configHash}, not ${ctx.configHash}; resume with the run's own config`);
+    // Its checksums may agree (a copied or forged checkpoint): the config hash is what ties it to this run.
+    throw Object.assign(new Error(`${checkpoint.dir}: checkpoint was written for config ${checkpoint.state.configHash}, not ${ctx.configHash}; resume with the run's own config, or move the checkpoint away`), { exitCode: 2 });
   }
   const optimizer = new AdamW(optimizerConfig(config), params, { ...moments!, step: checkpoint.state.optimizerStep });
   ctx.data.seek(checkpoint.state.dataPosition);
@@ -128,7 +130,7 @@ function checkpointOptions(ctx: TrainContext): SaveOptions {
   const { train } = ctx.config;
   return {
     keep: train.keep_checkpoints, shardBytes: train.checkpoint_shard_size, onNoSpace: train.on_checkpoint_no_space,
-    tokenizer: ctx.config.data.tokenizer, warn: ctx.hooks?.warn,
+    tokenizer: tokenizerInfo(ctx.config.data.tokenizer, ctx.config.data.eos_token), warn: ctx.hooks?.warn,
   };
 }
 
@@ -257,7 +259,7 @@ export async function train(context: TrainContext): Promise<TrainOutcome> {
         lastValidation = v;
       }
       if (ctx.recordAnalysis && train.analyze_every > 0 && s.step % train.analyze_every === 0) {
-        const batch = analysisBatch(validation[0]!);
+        const batch = analysisBatch(validation[0]!, ctx.data.validationWeights?.[0]);
         try {
           ctx.recordAnalysis(s.step, forwardAnalysis(s.model, s.params, batch));
         } finally {

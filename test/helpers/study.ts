@@ -68,13 +68,15 @@ export function writeStudy(): string {
   return dir;
 }
 
+const STUDY_SET = { key: 'validation first 8 (packed) seq 16 data 0123456789abcdef', backend: 'cpu', precision: 'fp32' };
+
 function writeAnalyses(file: string, r: StudyRun): void {
   const a = AnalysisStore.open(file);
   const blocks = Array.from({ length: STUDY_LAYERS }, (_, i) => i + 1);
-  a.write(r.id, 40, 'angular', blocks.flatMap((n) => Array.from({ length: STUDY_LAYERS - n + 1 }, (_, i) => row(i, (i + n) / 10, { n }))));
-  a.write(r.id, 40, 'variance', [0, ...blocks].map((l) => row(l, (l + 1) ** 2)));
-  a.write(r.id, 40, 'max_abs', blocks.map((b) => row(b, 10 * b)));
-  a.write(r.id, 40, 'loss', [row(0, 2.5)]);
-  a.write(r.id, 40, 'layer_drop', blocks.map((b) => row(b, (b - 2) * 0.01)));
+  a.write(r.id, 40, 'angular', STUDY_SET, blocks.flatMap((n) => Array.from({ length: STUDY_LAYERS - n + 1 }, (_, i) => row(i, (i + n) / 10, { n }))));
+  a.write(r.id, 40, 'variance', STUDY_SET, [0, ...blocks].map((l) => row(l, (l + 1) ** 2)));
+  a.write(r.id, 40, 'max_abs', STUDY_SET, blocks.map((b) => row(b, 10 * b)));
+  a.write(r.id, 40, 'loss', STUDY_SET, [row(0, 2.5)]);
+  a.write(r.id, 40, 'layer_drop', STUDY_SET, blocks.map((b) => row(b, (b - 2) * 0.01)));
   a.close();
 }

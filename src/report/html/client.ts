@@ -513,6 +513,9 @@ function renderAnalyses(): void {
     parts.push(el('h3', {}, 'Largest absolute activation of each block\'s output'), b);
     charts.push(['max', b, () => depthLines(b, maxAbs, (i) => data.analyses[i]!.maxAbs!.values, 1, 'block ℓ (1 = nearest the embedding)', 'max |h_ℓ|')]);
   }
+  const sets = [...new Set(data.analyses.flatMap((a) => (a.sampleSet === undefined ? [] : [a.sampleSet])))];
+  const named = sets.map((s) => (s.startsWith('sample set') ? s : `sample set ${s}`));
+  parts.push(el('p', { class: 'note' }, `Computed on ${named.join('; ')} (one set per run).`));
   box.replaceChildren(...parts);
   for (const [, , draw] of charts) draw();
 }

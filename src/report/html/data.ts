@@ -2,6 +2,7 @@
 // (smoothed on the full series, then reduced by reduce.ts to one point per
 // pixel column), its per-block diagnostics as block × step grids (step buckets)
 // and its layer analyses — plain JSON the page draws from, whatever the run's length.
+import { setLabel } from '../../analyze/sample-set.ts';
 import type { RunFacts } from '../facts.ts';
 import { flatten, orderedGroups, orderedSizes, strategyLabel } from '../facts.ts';
 import { styles } from '../figures.ts';
@@ -59,6 +60,8 @@ export interface PageAnalyses {
   variance?: { step: number; values: (number | null)[] };
   /** Blocks 1 … L. */
   maxAbs?: { step: number; values: (number | null)[] };
+  /** What these were computed on (src/analyze/sample-set.ts). */
+  sampleSet?: string;
 }
 
 export interface PageData {
@@ -142,6 +145,7 @@ function analysesOf(f: RunFacts): PageAnalyses {
     ...(a.layerDrop && { layerDrop: { step: a.layerDrop.step, values: compactAll(a.layerDrop.values) } }),
     ...(a.variance && { variance: { step: a.variance.step, values: compactAll(a.variance.values) } }),
     ...(a.maxAbs && { maxAbs: { step: a.maxAbs.step, values: compactAll(a.maxAbs.values) } }),
+    ...(a.sampleSet !== undefined && { sampleSet: setLabel(a.sampleSet) }),
   };
 }
 
