@@ -48,7 +48,7 @@ test('every backend refuses a step that cannot fit its memory, naming train.micr
   const recipe = config('mixln-130m.yaml');
   assert.equal(planMemory(recipe, 'torch', undefined, 4).microBatch, 128);
   assert.throws(() => checkFitsBackend(recipe, 'torch', { device: 'cpu', ranks: 4, localRanks: 4 }), (e: unknown) =>
-    e instanceof MemoryLimitError && /micro-batch 128 × 256/.test(e.message) && /shared by 4 ranks/.test(e.message) && /on each rank/.test(e.message));
+    e instanceof MemoryLimitError && /micro-batch 128 × 255/.test(e.message) && /shared by 4 ranks/.test(e.message) && /on each rank/.test(e.message));
 });
 
 test('normlab train refuses the 130M recipe up front (exit 2, nothing written); plan and --dry-run show the estimate', () => {

@@ -155,7 +155,7 @@ describe('against a real single-node Slurm', { skip: missing && `no local Slurm:
     const states = status(dir, file);
     for (const run of plan.runs) assert.equal(states.get(run.id), `finished | ${job}_${run.index} completed`);
     const runs = cli(['runs'], dir);
-    for (const run of plan.runs) assert.match(runs.stdout, new RegExp(`^${run.id}\\s+study\\s+finished\\s+20/20 .* ${job}_${run.index} completed$`, 'm'));
+    for (const run of plan.runs) assert.match(runs.stdout, new RegExp(`^${run.id}\\s+study\\s+.*\\bfinished\\s+20/20 .* ${job}_${run.index} completed$`, 'm'));
 
     const rows = reportRuns(dir);
     assert.deepEqual(rows.map((r) => r.run).sort(), plan.runs.map((r) => r.id).sort(), 'the report shows all four runs');
@@ -206,7 +206,7 @@ describe('against a real single-node Slurm', { skip: missing && `no local Slurm:
     assert.equal(states.get(good.id), `finished | ${job}_${good.index} completed`);
     assert.equal(states.get(bad.id), `failed | ${job}_${bad.index} failed (exit 1)`);
     const runs = cli(['runs'], dir);
-    assert.match(runs.stdout, new RegExp(`^${bad.id}\\s+study\\s+failed .* ${job}_${bad.index} failed \\(exit 1\\)$`, 'm'));
+    assert.match(runs.stdout, new RegExp(`^${bad.id}\\s+study\\s+.*\\bfailed .* ${job}_${bad.index} failed \\(exit 1\\)$`, 'm'));
     const out = readFileSync(join(dir, 'runs', 'sweeps', 'study', 'slurm', `${job}_${bad.index}.out`), 'utf8');
     assert.match(out, new RegExp(`${bad.id} failed: .*missing\\.txt`));
   });
