@@ -24,6 +24,7 @@ import { homedir } from 'node:os';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { build, type Plugin } from 'esbuild';
+import { gitCommit } from '../src/train/provenance.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const MiB = 2 ** 20;
@@ -136,6 +137,8 @@ async function bundle(app: string): Promise<string[]> {
       legalComments: 'none',
       logLevel: 'error',
       external: ['esbuild'],
+      // The kit has no git checkout: runs record the commit it was built from (src/train/provenance.ts).
+      define: { 'process.env.NORMLAB_KIT_COMMIT': JSON.stringify(gitCommit()) },
       plugins: [sourcesPlugin(), nativePlugin(outDir, carried)],
     });
     if (result.errors.length) throw new Error('gpu-kit: esbuild failed');
@@ -232,11 +235,6 @@ async function main(): Promise<void> {
   const bytes = sizeOf(kit);
   console.log(`gpu-kit: ${kit}: ${(bytes / MiB).toFixed(1)} MiB (native files carried: ${carried.join(', ')}, tokenizers.${PLATFORM}.node and the wasm backend's .wasm)`);
   if (bytes > LIMIT_BYTES) throw new Error(`gpu-kit: the kit is ${(bytes / MiB).toFixed(1)} MiB, over the 64 MiB a GPU machine takes`);
-}
-
-function gitCommit(): string {
-  const r = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' });
-  return r.status === 0 ? r.stdout.trim() : 'unknown';
 }
 
 main().catch((e: Error) => {

@@ -4,13 +4,15 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
+import { spawnSync } from 'node:child_process';
+import { cpus } from 'node:os';
 import { runCli, startCli, tempDir, writeConfig } from './helpers/cli.ts';
 
 function readDb(dir: string) {
   const db = new Database(join(dir, 'runs', 'normlab.sqlite'), { readonly: true });
   try {
     return {
-      runs: db.prepare('SELECT id, status, step, backend FROM runs').all() as { id: string; status: string; step: number; backend: string }[],
+      runs: db.prepare('SELECT id, status, step, backend, versions_json FROM runs').all() as { id: string; status: string; step: number; backend: string; versions_json: string }[],
       losses: db.prepare("SELECT step, value FROM scalars WHERE name = 'train/loss' ORDER BY step").all() as { step: number; value: number }[],
       val: db.prepare("SELECT step, value FROM scalars WHERE name = 'val/loss' ORDER BY step").all() as { step: number; value: number }[],
       scalarRows: (db.prepare('SELECT count(*) AS n FROM scalars').get() as { n: number }).n,
@@ -33,9 +35,15 @@ test('a training run stores every step\'s scalars and per-layer diagnostics', ()
   assert.deepEqual(db.losses.map((l) => l.step), Array.from({ length: 30 }, (_, i) => i + 1));
   assert.ok(db.losses.at(-1)!.value < db.losses[0]!.value - 1, 'loss falls over 30 steps');
   assert.deepEqual(db.val.map((v) => v.step), [10, 20, 30]);
-  // diag_every 5 over 30 steps = 6 diagnostic steps × 2 blocks.
-  assert.deepEqual(db.layerRows, [{ name: 'grad_norm', n: 12 }, { name: 'output_var', n: 12 }]);
-  assert.equal(db.paramRows, 6 * 21, '21 parameters of a 2-block pre model, 6 diagnostic steps');
+  // Step 1 (at initialization), then diag_every 5 over 30 steps: 7 diagnostic steps × 2 blocks.
+  assert.deepEqual(db.layerRows, [{ name: 'grad_norm', n: 14 }, { name: 'output_var', n: 14 }]);
+  assert.equal(db.paramRows, 7 * 21, '21 parameters of a 2-block pre model, 7 diagnostic steps');
+  // Provenance: the checkout's commit (dirty or not) and the host, beside the versions.
+  const versions = JSON.parse(db.runs[0]!.versions_json) as Record<string, string>;
+  const head = spawnSync('git', ['rev-parse', 'HEAD'], { encoding: 'utf8' }).stdout.trim();
+  assert.match(versions.git!, new RegExp(`^${head.slice(0, 12)}(-dirty)?$`));
+  assert.equal(versions.host, `${cpus()[0]!.model.trim()} × ${cpus().length}; no GPU used`);
+  assert.match(versions.backend!, /^wasm /);
 });
 
 test('a run killed with SIGKILL and resumed ends with the losses of an uninterrupted run', async () => {

@@ -3,7 +3,7 @@
 // task (`sweep-task`) run.
 import { availableParallelism } from 'node:os';
 import { Option, type Command } from 'commander';
-import * as tf from '@tensorflow/tfjs';
+import { torchDevice } from '../backend/torch/index.ts';
 import { arraySpec } from '../slurm/script.ts';
 import { runsToSubmit, scriptFor, slurmLabel, submitRuns, sweepDir, sweepSlurmView, type SubmitOptions } from '../slurm/executor.ts';
 import { SlurmError } from '../slurm/queue.ts';
@@ -20,7 +20,7 @@ import { joinDataParallel } from '../distributed/replica.ts';
 import { backendOption, startBackend, UsageError } from './common.ts';
 import type { SetExitCode } from './main.ts';
 import { EXIT } from './train.ts';
-import { VERSION } from './version.ts';
+import { runVersions } from '../train/provenance.ts';
 
 /** A worker exits with this when another worker took its run over: it wrote nothing more. */
 const EXIT_CLAIM_LOST = 75;
@@ -266,7 +266,7 @@ async function workerOptions(plan: Plan, worker: string, since: string, flags: {
     plan, owner: currentOwner(worker), since,
     staleAfterMs: positiveInt(flags.staleAfter, '--stale-after') * 1000,
     backend: backend.name,
-    versions: { normlab: VERSION, node: process.version, tfjs: tf.version.tfjs, backend: `${backend.name} ${backend.version}` },
+    versions: runVersions(backend, torchDevice()),
     stopRequested: () => stop,
     onClaimLost: (run) => {
       console.error(`[${worker}] ${run.id} was taken over by another worker (our heartbeat went stale); stopping without writing`);

@@ -2,7 +2,6 @@
 import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import * as tf from '@tensorflow/tfjs';
 import { torchDevice, torchMemory } from '../backend/torch/index.ts';
 import { loadRunConfig } from '../config/load.ts';
 import type { RunConfig } from '../config/schema.ts';
@@ -22,7 +21,7 @@ import { rankEnv } from '../distributed/launch-env.ts';
 import { collectiveTimeoutSeconds, dataParallelBackend } from '../distributed/process-group.ts';
 import { joinDataParallel, onlyRankZero, type Replica, sink } from '../distributed/replica.ts';
 import { runRanks } from '../distributed/spawn-ranks.ts';
-import { VERSION } from './version.ts';
+import { runVersions } from '../train/provenance.ts';
 
 /** Exit codes a script can tell apart. */
 export const EXIT = { finished: 0, failed: 1, badInput: 2, diverged: 3, killed: 130 } as const;
@@ -191,7 +190,7 @@ async function trainWithSignals(
     progress.start(config.train.steps, 0);
     const { identity, outcome, parameters } = await executeRun({
       config, store, data, backend: backend.name, restart: flags.restart, replica,
-      versions: { normlab: VERSION, node: process.version, tfjs: tf.version.tfjs, backend: `${backend.name} ${backend.version}` },
+      versions: runVersions(backend, torchDevice()),
       hooks: {
         stopRequested: () => stopSignal !== undefined,
         onResume: (step, from) => say(`resuming from step ${step} (${from})`),

@@ -86,7 +86,7 @@ const trainSchema = z
     eval_every: posInt().default(100),
     eval_batches: posInt().default(8),
     log_every: posInt().default(1),
-    /** Per-layer diagnostics cadence; 0 = never. */
+    /** Per-layer diagnostics cadence, plus step 1 (the gradients at initialization); 0 = never. */
     diag_every: count().default(10),
     /** Cadence of the cheap layer analyses (angular, variance, massive, cosine) on a validation batch; 0 = never. */
     analyze_every: count().default(0),

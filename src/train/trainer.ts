@@ -148,6 +148,11 @@ async function checkpoint(ctx: TrainContext, s: State): Promise<void> {
   if (dir) ctx.log.info({ step: s.step, dir }, 'checkpoint');
 }
 
+/** Step 1 too, so "at initialization" is measured before any update rather than at the first multiple of diag_every. */
+function diagnosesStep(step: number, every: number): boolean {
+  return every > 0 && (step === 1 || step % every === 0);
+}
+
 function isDue(step: number, every: number, last: number): boolean {
   return step === last || (every > 0 && step % every === 0);
 }
@@ -243,7 +248,7 @@ export async function train(context: TrainContext): Promise<TrainOutcome> {
         return { status: 'killed', step: s.step };
       }
       const started = performance.now();
-      const result = trainStep(ctx, s, train.diag_every > 0 && (s.step + 1) % train.diag_every === 0);
+      const result = trainStep(ctx, s, diagnosesStep(s.step + 1, train.diag_every));
       if ('diverged' in result) {
         ctx.metrics.flush();
         return { status: 'diverged', step: s.step + 1, reason: result.diverged };
