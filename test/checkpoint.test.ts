@@ -1,6 +1,7 @@
 // Issue 23 (streamed, sharded checkpoints) and issue 18 item 3 (state.json's
 // own checksum): byte-identical streaming, Hugging Face shards, bit-identical
-// resume, and damaged checkpoints detected and skipped without leaking tensors.
+// resume, and damaged checkpoints detected and skipped without leaking tensors;
+// checkpoints of an older normlab (no state_sha256) still resume, with a warning.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -217,6 +218,45 @@ test('weights-only loads (analyze, sample) never read the optimizer files', asyn
   assert.ok(Object.keys(params).length > 0);
   tf.dispose(Object.values(params));
   assert.throws(() => loadCheckpoint(ckpt!.dir), /optimizer\.safetensors: missing/);
+});
+
+/** Rewrites a checkpoint's state.json as `edit` says, in the layout normlab writes it. */
+function editState(dir: string, edit: (state: Record<string, unknown>) => void): void {
+  const file = join(dir, 'state.json');
+  const state = JSON.parse(readFileSync(file, 'utf8'));
+  edit(state);
+  writeFileSync(file, JSON.stringify(state, null, 2));
+}
+
+test('a checkpoint from before state_sha256 resumes with a warning that its state cannot be verified; a wrong state_sha256 is still refused', async () => {
+  await useBackend('wasm');
+  const { config, dir } = tinyConfig({}, { steps: 6, checkpoint_every: 3, eval_every: 6, diag_every: 0 });
+  const runDir = join(dir, 'run');
+  assert.equal((await trainHere(config, runDir, { stopAfter: 4 })).outcome.status, 'killed');
+  const [latest] = stepDirs(join(runDir, 'checkpoints'));
+  assert.equal(latest!.step, 4);
+
+  // An older normlab wrote state.json as the state and its file checksums, nothing more.
+  editState(latest!.dir, (state) => { delete state.state_sha256; });
+  const resumed = await trainHere(config, runDir, { resume: true });
+  assert.equal(resumed.outcome.status, 'finished');
+  assert.deepEqual([...resumed.losses.keys()], [5, 6], 'resumed from the unverified checkpoint at step 4');
+  const unverified = resumed.warnings.filter((w) => /state\.json has no state_sha256 \(written by an older normlab\): its step and data position cannot be verified/.test(w));
+  assert.equal(unverified.length, 1, resumed.warnings.join('\n'));
+  assert.ok(!resumed.warnings.some((w) => /falling back/.test(w)), 'nothing fell back');
+
+  // Its files are still checked against the checksums it lists.
+  const copy = join(tempDir(), 'step-00000004');
+  spawnSync('cp', ['-r', latest!.dir, copy]);
+  truncateSync(join(copy, 'model.safetensors'), 100);
+  assert.throws(() => loadCheckpoint(copy, { warn: () => {} }), /model\.safetensors: checksum mismatch/);
+
+  // A state_sha256 that is present but wrong is a corrupt checkpoint, as before.
+  const [final] = stepDirs(join(runDir, 'checkpoints'));
+  editState(final!.dir, (state) => { state.state_sha256 = '0'.repeat(64); });
+  const warnings: string[] = [];
+  assert.throws(() => loadCheckpoint(final!.dir, { warn: (m) => warnings.push(m) }), (e: Error) => e instanceof CheckpointError && /state\.json: checksum mismatch \(the state was edited or corrupted\)/.test(e.message));
+  assert.deepEqual(warnings, []);
 });
 
 test('a disk too small for the next checkpoint stops cleanly by default, or trains on when train.on_checkpoint_no_space is keep_training', () => {

@@ -7,9 +7,9 @@ import { type Batch, type ForwardAnalysis, layerDrop } from '../metrics/analysis
 import { gradNorms, gradSquareSums } from '../metrics/diagnostics.ts';
 import { lossAndGrads } from '../train/step.ts';
 import { type AnalysisRow, row } from '../store/analyses.ts';
+import type { AnalysisName } from './names.ts';
 
-export const ANALYSES = ['angular', 'layer-drop', 'variance', 'gradnorm', 'massive', 'cosine'] as const;
-export type AnalysisName = (typeof ANALYSES)[number];
+export { ANALYSES, type AnalysisName } from './names.ts';
 
 /** The analyses that need only the forward pass already taken: cheap enough to run during training. */
 export const CHEAP_ANALYSES = ['angular', 'variance', 'massive', 'cosine'] as const;

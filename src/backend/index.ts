@@ -6,10 +6,10 @@ import * as tf from '@tensorflow/tfjs';
 import { version_wasm } from '@tensorflow/tfjs-backend-wasm';
 import { cudaAdvice, cudaLibraries } from './cuda.ts';
 import { AddonUnavailable, type TorchDevice, useTorch } from './torch/index.ts';
+import type { BackendName } from './names.ts';
 import { registerWasmKernels } from './wasm-kernels.ts';
 
-export const BACKEND_NAMES = ['auto', 'torch', 'wasm', 'cpu', 'tensorflow', 'tensorflow-gpu'] as const;
-export type BackendName = (typeof BACKEND_NAMES)[number];
+export { BACKEND_NAMES, type BackendName } from './names.ts';
 
 /** The backend that was asked for cannot be used; the message says what to install. */
 export class BackendError extends Error {

@@ -1,17 +1,16 @@
 // normlab analyze <run | checkpoint dir> [--step N] [--what …] [--samples N] [--force]
 import { closeSync, existsSync, openSync, readSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { Command } from 'commander';
 import { ANALYSES, type AnalysisName } from '../analyze/analyses.ts';
 import { analyzeCheckpoint, resolveTarget, validationSample } from '../analyze/checkpoint-analysis.ts';
 import { sampleSetKey, setLabel } from '../analyze/sample-set.ts';
 import { AnalysisStore } from '../store/analyses.ts';
 import { RunStore } from '../store/store.ts';
 import { trainingData } from '../train/run.ts';
-import { backendOption, startBackend, UsageError } from './common.ts';
+import { startBackend, UsageError } from './common.ts';
 import type { SetExitCode } from './main.ts';
 
-interface AnalyzeFlags {
+export interface AnalyzeFlags {
   step?: string;
   what: string;
   samples: string;
@@ -32,47 +31,37 @@ function positiveInt(flag: string, value: string): number {
   return n;
 }
 
-export function registerAnalyze(program: Command, setExitCode: SetExitCode): void {
-  program
-    .command('analyze')
-    .description('layer analyses of a run\'s checkpoint on validation data, stored once per (run, step, analysis, sample set)')
-    .argument('<target>', 'run id (under runs/), run folder, or checkpoint folder')
-    .option('--step <n>', 'checkpoint step (default: the latest)')
-    .option('--what <list>', `comma-separated analyses: ${ANALYSES.join(',')}`, ANALYSES.join(','))
-    .option('--samples <n>', 'validation sequences to analyse', '16')
-    .option('--force', 'recompute analyses already stored for this sample set')
-    .addOption(backendOption())
-    .action(async (targetArg: string, flags: AnalyzeFlags) => {
-      const what = parseWhat(flags.what);
-      const samples = positiveInt('--samples', flags.samples);
-      const target = resolveTarget(targetArg, flags.step === undefined ? undefined : positiveInt('--step', flags.step));
-      const backend = await startBackend(flags.backend);
-      const { train, output } = target.config;
-      // Enough validation batches for the sample, whatever the run evaluated on; the data cache of the
-      // run's own runs folder (<runs_dir>/<run>), not one under the working directory.
-      const data = await trainingData({
-        ...target.config, output: { ...output, runs_dir: dirname(target.runDir) },
-        train: { ...train, eval_batches: Math.ceil(samples / train.batch_size) },
-      });
-      const sample = validationSample(data.validation, train.seq_len, samples, data.validationWeights);
-      const key = sampleSetKey({ dataset: data.dataset, batching: target.config.data.batching, samples, seqLen: train.seq_len });
-      // analyze sets no train.precision: its products are float32 on every backend.
-      const set = { key, backend: backend.name, precision: 'fp32' };
-      const sealed = isSealed(target.db);
-      const store = AnalysisStore.open(target.db);
-      try {
-        const others = store.sets(target.runId, target.step).filter((s) => s !== key);
-        const { computed, cached } = analyzeCheckpoint(target, store, { what, ...sample, samples, set, force: Boolean(flags.force) });
-        console.log(`run ${target.runId} step ${target.step}, sample set "${key}": computed ${computed.join(', ') || 'nothing'}` +
-          `${cached.length ? `; already stored for this set: ${cached.join(', ')} (--force recomputes)` : ''}`);
-        if (others.length) console.log(`also stored at this step, kept apart: ${others.map((s) => `"${setLabel(s)}"`).join(', ')}`);
-        printSummary(store, target.runId, target.step, key, target.config.model.n_layers);
-      } finally {
-        store.close();
-      }
-      if (sealed) reseal(target.db);
-      setExitCode(0);
-    });
+/** normlab analyze: its flags are declared in analyze-command.ts, which imports this module only when the command runs. */
+export async function analyzeCommand(targetArg: string, flags: AnalyzeFlags, setExitCode: SetExitCode): Promise<void> {
+  const what = parseWhat(flags.what);
+  const samples = positiveInt('--samples', flags.samples);
+  const target = resolveTarget(targetArg, flags.step === undefined ? undefined : positiveInt('--step', flags.step));
+  const backend = await startBackend(flags.backend);
+  const { train, output } = target.config;
+  // Enough validation batches for the sample, whatever the run evaluated on; the data cache of the
+  // run's own runs folder (<runs_dir>/<run>), not one under the working directory.
+  const data = await trainingData({
+    ...target.config, output: { ...output, runs_dir: dirname(target.runDir) },
+    train: { ...train, eval_batches: Math.ceil(samples / train.batch_size) },
+  });
+  const sample = validationSample(data.validation, train.seq_len, samples, data.validationWeights);
+  const key = sampleSetKey({ dataset: data.dataset, batching: target.config.data.batching, samples, seqLen: train.seq_len });
+  // analyze sets no train.precision: its products are float32 on every backend.
+  const set = { key, backend: backend.name, precision: 'fp32' };
+  const sealed = isSealed(target.db);
+  const store = AnalysisStore.open(target.db);
+  try {
+    const others = store.sets(target.runId, target.step).filter((s) => s !== key);
+    const { computed, cached } = analyzeCheckpoint(target, store, { what, ...sample, samples, set, force: Boolean(flags.force) });
+    console.log(`run ${target.runId} step ${target.step}, sample set "${key}": computed ${computed.join(', ') || 'nothing'}` +
+      `${cached.length ? `; already stored for this set: ${cached.join(', ')} (--force recomputes)` : ''}`);
+    if (others.length) console.log(`also stored at this step, kept apart: ${others.map((s) => `"${setLabel(s)}"`).join(', ')}`);
+    printSummary(store, target.runId, target.step, key, target.config.model.n_layers);
+  } finally {
+    store.close();
+  }
+  if (sealed) reseal(target.db);
+  setExitCode(0);
 }
 
 /** A sealed store uses a rollback journal: header bytes 18–19 (file format versions) are 1, not 2 (WAL). */

@@ -1,17 +1,13 @@
 // normlab bench [config] [--backend …] [--steps N] [--json]
-import { fileURLToPath } from 'node:url';
-import { type Command, InvalidArgumentError } from 'commander';
 import { AddonUnavailable, type NativeMemory, setTorchPrecision, useTorch } from '../backend/torch/index.ts';
 import { benchmark, type BenchResult, matMulRate } from '../bench/bench.ts';
 import { loadRunConfig } from '../config/load.ts';
 import type { RunConfig } from '../config/schema.ts';
 import { checkFitsBackend } from '../train/memory.ts';
 import { applyPrecision, resolvePrecision } from '../train/precision.ts';
-import { backendOption, startBackend } from './common.ts';
+import { startBackend } from './common.ts';
 
-const DEFAULT_CONFIG = fileURLToPath(new URL('../../configs/bench/tiny.yaml', import.meta.url));
-
-interface BenchFlags {
+export interface BenchFlags {
   set: string[];
   backend: string;
   steps: number;
@@ -24,20 +20,6 @@ interface BenchFlags {
 interface Peak {
   gflops: number;
   how: string;
-}
-
-const collect = (value: string, previous: string[]) => [...previous, value];
-
-function count(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a whole number');
-  return n;
-}
-
-function gflops(value: string): number {
-  const n = Number(value);
-  if (!(n > 0)) throw new InvalidArgumentError('expected GFLOP/s, a positive number');
-  return n;
 }
 
 /**
@@ -86,31 +68,19 @@ function describe(config: RunConfig, backend: string, result: BenchResult, peak:
   ];
 }
 
-export function registerBench(program: Command): void {
-  program
-    .command('bench')
-    .description('time training steps of a model on synthetic tokens: ms/step, tokens/s, GFLOP/s and MFU, memory')
-    .argument('[config]', 'run config (YAML); its model and train.batch_size/seq_len are used', DEFAULT_CONFIG)
-    .option('--set <key=value>', 'override a config key (repeatable)', collect, [])
-    .addOption(backendOption())
-    .option('--steps <n>', 'timed steps', count, 10)
-    .option('--warmup <n>', 'untimed steps first', count, 3)
-    .option('--diagnostic-steps <n>', 'timed steps that also compute per-layer diagnostics', count, 3)
-    .option('--peak <gflops>', 'the machine\'s float32 peak for MFU (default: measured)', gflops)
-    .option('--json', 'print one JSON object')
-    .action(async (file: string, flags: BenchFlags) => {
-      const config = loadRunConfig(file, flags.set);
-      const measured = await machinePeak(flags, config);
-      const backend = await startBackend(flags.backend);
-      checkFitsBackend(config, backend.name);
-      const precision = applyPrecision(config, backend.name);
-      const peak = measured ?? { gflops: matMulRate(1024), how: `${backend.name} matMul 1024²` };
-      const result = benchmark(config, { steps: Math.max(1, flags.steps), warmup: flags.warmup, diagnosticSteps: flags.diagnosticSteps });
-      if (flags.json) {
-        const mfu = result.gflopsPerSecond / peak.gflops;
-        console.log(JSON.stringify({ config: config.name, backend, precision, ...result, peak, mfu }));
-      } else {
-        for (const line of describe(config, `${backend.name} (${backend.version}), precision ${precision}`, result, peak, flags)) console.log(line);
-      }
-    });
+/** normlab bench: its flags are declared in bench-command.ts, which imports this module only when the command runs. */
+export async function benchCommand(file: string, flags: BenchFlags): Promise<void> {
+  const config = loadRunConfig(file, flags.set);
+  const measured = await machinePeak(flags, config);
+  const backend = await startBackend(flags.backend);
+  checkFitsBackend(config, backend.name);
+  const precision = applyPrecision(config, backend.name);
+  const peak = measured ?? { gflops: matMulRate(1024), how: `${backend.name} matMul 1024²` };
+  const result = benchmark(config, { steps: Math.max(1, flags.steps), warmup: flags.warmup, diagnosticSteps: flags.diagnosticSteps });
+  if (flags.json) {
+    const mfu = result.gflopsPerSecond / peak.gflops;
+    console.log(JSON.stringify({ config: config.name, backend, precision, ...result, peak, mfu }));
+  } else {
+    for (const line of describe(config, `${backend.name} (${backend.version}), precision ${precision}`, result, peak, flags)) console.log(line);
+  }
 }

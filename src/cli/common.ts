@@ -1,8 +1,9 @@
 // Pieces every command shares: the backend and device flags and user-facing errors.
+// Only light modules here: every command's declaration imports this file at start-up,
+// so TensorFlow.js and the backends load when a command starts one (startBackend).
 import { Option } from 'commander';
-import * as tf from '@tensorflow/tfjs';
-import { type ActiveBackend, BACKEND_NAMES, type BackendName, useBackend } from '../backend/index.ts';
-import { TORCH_DEVICES, type TorchDevice } from '../backend/torch/index.ts';
+import type { ActiveBackend } from '../backend/index.ts';
+import { BACKEND_NAMES, type BackendName, TORCH_DEVICES, type TorchDevice } from '../backend/names.ts';
 
 /** An error the user can act on: printed as one paragraph, no stack, exit code 2. */
 export class UsageError extends Error {
@@ -19,6 +20,9 @@ export function deviceOption(): Option {
     .choices(TORCH_DEVICES).default('auto');
 }
 
+/** For repeatable options: each value appended to the previous ones. */
+export const collect = (value: string, previous: string[]) => [...previous, value];
+
 let device: TorchDevice = 'auto';
 
 /** main.ts hands the parsed --device over before each command runs. */
@@ -28,6 +32,7 @@ export function selectDevice(name: string): void {
 
 /** The backend `name`; `cudaIndex` picks the GPU (a data-parallel rank's local rank). */
 export async function startBackend(name: string, cudaIndex = 0): Promise<ActiveBackend> {
+  const [tf, { useBackend }] = await Promise.all([import('@tensorflow/tfjs'), import('../backend/index.ts')]);
   const backend = await useBackend(name as BackendName, device, cudaIndex);
   tf.enableProdMode();
   return backend;

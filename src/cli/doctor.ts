@@ -1,6 +1,5 @@
 // normlab doctor [--json]
 import { arch, availableParallelism, platform } from 'node:os';
-import type { Command } from 'commander';
 import * as tf from '@tensorflow/tfjs';
 import { cudaAdvice } from '../backend/cuda.ts';
 import { type BackendReport, type Diagnosis, diagnose } from '../backend/doctor.ts';
@@ -44,14 +43,9 @@ function describe(d: Diagnosis): string[] {
   ];
 }
 
-export function registerDoctor(program: Command, setExitCode: SetExitCode): void {
-  program
-    .command('doctor')
-    .description('which backends load here, their versions and matMul GFLOP/s, the CUDA libraries and GPU a GPU backend needs')
-    .option('--json', 'print one JSON object')
-    .action(async (flags: { json?: boolean }) => {
-      const diagnosis = await diagnose(matMulRate);
-      console.log(flags.json ? JSON.stringify(diagnosis) : describe(diagnosis).join('\n'));
-      if (!diagnosis.backends.some((b) => b.loads)) setExitCode(1);
-    });
+/** normlab doctor: its flags are declared in doctor-command.ts, which imports this module only when the command runs. */
+export async function doctorCommand(flags: { json?: boolean }, setExitCode: SetExitCode): Promise<void> {
+  const diagnosis = await diagnose(matMulRate);
+  console.log(flags.json ? JSON.stringify(diagnosis) : describe(diagnosis).join('\n'));
+  if (!diagnosis.backends.some((b) => b.loads)) setExitCode(1);
 }

@@ -2,7 +2,6 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import { gatherRuns } from '../report/gather.ts';
-import { exportTensorBoard } from '../tensorboard/export.ts';
 import { UsageError } from './common.ts';
 
 interface ExportFlags {
@@ -20,7 +19,7 @@ export function registerExport(program: Command): void {
     .option('--sweep <name>', 'the runs of this sweep')
     .option('--runs-dir <dir>', 'where the runs are', 'runs')
     .requiredOption('--out <dir>', 'a folder per run is written here (tensorboard --logdir DIR)')
-    .action((ids: string[], flags: ExportFlags) => {
+    .action(async (ids: string[], flags: ExportFlags) => {
       if (ids.length && flags.sweep) throw new UsageError('export tensorboard: give run ids or --sweep, not both');
       const gathered = gatherRuns(flags.runsDir, flags.sweep ? { sweep: flags.sweep } : {});
       try {
@@ -29,6 +28,7 @@ export function registerExport(program: Command): void {
         if (missing.length) throw new UsageError(`export tensorboard: no run ${missing.join(', ')} in ${flags.runsDir} (see normlab runs --runs-dir ${flags.runsDir})`);
         const runs = wanted.length ? gathered.runs.filter((r) => wanted.includes(r.record.id)) : gathered.runs;
         if (runs.length === 0) throw new UsageError(`export tensorboard: no runs${flags.sweep ? ` of sweep ${flags.sweep}` : ''} in ${flags.runsDir}`);
+        const { exportTensorBoard } = await import('../tensorboard/export.ts');
         const done = exportTensorBoard(runs, flags.out);
         console.log(`wrote ${done.events} scalar events of ${runs.length} runs to ${flags.out} (tensorboard --logdir ${flags.out})`);
       } finally {

@@ -1,20 +1,23 @@
 // The normlab command line: each command lives in its own file and only wires
-// components together.
+// components together. Registering a command loads only its declaration (light
+// modules; a heavy command's flags are in <command>-command.ts); its work, with
+// TensorFlow.js, the backends or the report's renderers, is imported when it runs,
+// so `normlab runs` and `normlab --help` start quickly.
 import { Command, CommanderError } from 'commander';
-import { registerAnalyze } from './analyze.ts';
-import { registerBench } from './bench.ts';
+import { registerAnalyze } from './analyze-command.ts';
+import { registerBench } from './bench-command.ts';
 import { deviceOption, selectDevice } from './common.ts';
 import { registerData } from './data.ts';
 import { registerDb } from './db.ts';
-import { registerDoctor } from './doctor.ts';
+import { registerDoctor } from './doctor-command.ts';
 import { registerExport } from './export.ts';
-import { registerPlan } from './plan.ts';
+import { registerPlan } from './plan-command.ts';
 import { registerReport } from './report.ts';
 import { registerRuns } from './runs.ts';
-import { registerSample } from './sample.ts';
+import { registerSample } from './sample-command.ts';
 import { registerStore } from './store.ts';
-import { registerSweep } from './sweep.ts';
-import { registerTrain } from './train.ts';
+import { registerSweep } from './sweep-command.ts';
+import { registerTrain } from './train-command.ts';
 import { registerVerify } from './verify.ts';
 
 import { VERSION } from './version.ts';

@@ -1,14 +1,12 @@
 // normlab plan <config> [--set key=value …] [--backend …]: what a training
 // step of the config needs on this device, and whether it fits.
-import type { Command } from 'commander';
 import { loadRunConfig } from '../config/load.ts';
 import type { RunConfig } from '../config/schema.ts';
 import { checkFitsBackend, deviceMemory, type MemoryPlan, planMemory } from '../train/memory.ts';
 import { resolvePrecision } from '../train/precision.ts';
 import { torchDevice } from '../backend/torch/index.ts';
-import { backendOption, startBackend } from './common.ts';
+import { startBackend } from './common.ts';
 
-const collect = (value: string, previous: string[]) => [...previous, value];
 const gib = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;
 const thousands = (n: number) => Math.round(n).toLocaleString('en');
 
@@ -33,17 +31,10 @@ export function describePlan(config: RunConfig, backend: string): string[] {
   ];
 }
 
-export function registerPlan(program: Command): void {
-  program
-    .command('plan')
-    .description('parameter count, memory per device (weights, AdamW state, gradients, activations) and tokens per step; exit 2 when it cannot fit')
-    .argument('<config>', 'run config (YAML)')
-    .option('--set <key=value>', 'override a config key (repeatable)', collect, [])
-    .addOption(backendOption())
-    .action(async (file: string, flags: { set: string[]; backend: string }) => {
-      const config = loadRunConfig(file, flags.set);
-      const backend = await startBackend(flags.backend);
-      for (const line of describePlan(config, backend.name)) console.log(line);
-      checkFitsBackend(config, backend.name);
-    });
+/** normlab plan: its flags are declared in plan-command.ts, which imports this module only when the command runs. */
+export async function planCommand(file: string, flags: { set: string[]; backend: string }): Promise<void> {
+  const config = loadRunConfig(file, flags.set);
+  const backend = await startBackend(flags.backend);
+  for (const line of describePlan(config, backend.name)) console.log(line);
+  checkFitsBackend(config, backend.name);
 }

@@ -3,8 +3,7 @@ import { Option, type Command } from 'commander';
 import { hasAnalyses } from '../report/analyses.ts';
 import { runFacts } from '../report/facts.ts';
 import { gatherRuns } from '../report/gather.ts';
-import { htmlReport, writeHtml } from '../report/html/page.ts';
-import { buildReport, LONG_CSV_MODES, longCsvSize, renderReport, writeReport, type LongCsvMode } from '../report/report.ts';
+import type { LongCsvMode } from '../report/report.ts';
 import { LOSS_SMOOTHING } from '../report/smooth.ts';
 import { FORMATS, type Format } from '../report/tables.ts';
 import { UsageError } from './common.ts';
@@ -23,6 +22,12 @@ interface ReportFlags {
 }
 
 const FIGURE_KINDS = ['svg', 'png'] as const;
+
+/**
+ * --long-csv's choices, in report.ts's order; listed here so that declaring the flag does
+ * not load the report's renderers. The Record's type fails the typecheck if the modes change.
+ */
+const LONG_CSV_MODES = Object.keys({ csv: true, gz: true, none: true } satisfies Record<LongCsvMode, true>);
 
 function figureKinds(text: string): ('svg' | 'png')[] {
   if (text === 'none') return [];
@@ -63,6 +68,8 @@ export function registerReport(program: Command): void {
       const kinds = figureKinds(flags.figures);
       const smoothing = smoothingOf(flags.smoothing);
       const analysisStep = flags.step === undefined ? undefined : stepOf(flags.step);
+      const [{ htmlReport, writeHtml }, { buildReport, longCsvSize, renderReport, writeReport }] =
+        await Promise.all([import('../report/html/page.ts'), import('../report/report.ts')]);
       const gathered = gatherRuns(flags.runsDir, flags.sweep ? { sweep: flags.sweep } : {});
       try {
         for (const why of gathered.unreadable) console.error(`normlab: warning: skipped ${why}`);

@@ -4,9 +4,8 @@ import { Option, type Command } from 'commander';
 import { gatherRuns } from '../report/gather.ts';
 import { listing } from '../report/listing.ts';
 import { RUN_STATUSES, type RunStatus } from '../store/store.ts';
-import { slurmLabel, slurmView } from '../slurm/executor.ts';
 import { tasksUnder } from '../slurm/submissions.ts';
-import { align } from '../sweep/describe.ts';
+import { align } from '../sweep/align.ts';
 import { isInterrupted } from '../sweep/state.ts';
 
 interface RunsFlags {
@@ -22,7 +21,7 @@ export function registerRuns(program: Command): void {
     .option('--sweep <name>', 'only the runs of this sweep')
     .addOption(new Option('--status <status>', 'only runs in this state').choices(RUN_STATUSES))
     .option('--runs-dir <dir>', 'where the runs are: its *.sqlite and every <run>/run.sqlite', 'runs')
-    .action((flags: RunsFlags) => {
+    .action(async (flags: RunsFlags) => {
       const gathered = gatherRuns(flags.runsDir, { ...(flags.sweep && { sweep: flags.sweep }), ...(flags.status && { status: flags.status }) });
       try {
         for (const why of gathered.unreadable) console.error(`normlab: warning: skipped ${why}`);
@@ -31,7 +30,7 @@ export function registerRuns(program: Command): void {
           return;
         }
         const [header, ...rows] = listing(gathered.runs, (g) => isInterrupted(g.record, path.join(flags.runsDir, g.record.id)));
-        const slurm = slurmColumn(flags.runsDir, gathered.runs.map((g) => g.record.id));
+        const slurm = await slurmColumn(flags.runsDir, gathered.runs.map((g) => g.record.id));
         const table = slurm ? [[...header!, 'slurm'], ...rows.map((row, i) => [...row, slurm[i]!])] : [header!, ...rows];
         for (const line of align(table)) console.log(line);
       } finally {
@@ -41,9 +40,11 @@ export function registerRuns(program: Command): void {
 }
 
 /** Each run's Slurm task and its state, when any of these runs was submitted to Slurm. */
-function slurmColumn(runsDir: string, runIds: string[]): string[] | undefined {
+async function slurmColumn(runsDir: string, runIds: string[]): Promise<string[] | undefined> {
   const tasks = tasksUnder(runsDir);
   if (!runIds.some((id) => tasks.has(id))) return undefined;
+  // Loaded only here: the Slurm executor brings the sweep planner and the trainer with it.
+  const { slurmLabel, slurmView } = await import('../slurm/executor.ts');
   const view = slurmView(runIds, tasks);
   for (const problem of view.states.problems) console.error(`normlab: warning: ${problem}`);
   return runIds.map((id) => slurmLabel(view, id));

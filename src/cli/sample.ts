@@ -1,7 +1,6 @@
 // normlab sample <run | checkpoint> [--prompt TEXT] [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--step N]
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { Command } from 'commander';
 import * as tf from '@tensorflow/tfjs';
 import { resolveTarget } from '../analyze/checkpoint-analysis.ts';
 import { loadTextTokenizer } from '../data/tokenizers.ts';
@@ -9,10 +8,10 @@ import type { ModelConfig } from '../model/config.ts';
 import { generate, type SampleOptions } from '../model/generate.ts';
 import { Model } from '../model/model.ts';
 import { loadCheckpoint } from '../train/checkpoint.ts';
-import { backendOption, startBackend, UsageError } from './common.ts';
+import { startBackend, UsageError } from './common.ts';
 import type { SetExitCode } from './main.ts';
 
-interface SampleFlags {
+export interface SampleFlags {
   prompt: string;
   maxTokens: string;
   temperature: string;
@@ -61,37 +60,24 @@ function sampleTarget(target: string, step?: number): { checkpointDir: string; m
   return { checkpointDir: resolve(target), model, tokenizer: name === 'tokenizer.json' ? resolve(target, name) : name };
 }
 
-export function registerSample(program: Command, setExitCode: SetExitCode): void {
-  program
-    .command('sample')
-    .description('text from a trained checkpoint, with the tokenizer the run was trained with')
-    .argument('<target>', 'run id (under runs/), run folder, or checkpoint folder')
-    .option('--prompt <text>', 'text to continue (default: the start of a document)', '')
-    .option('--max-tokens <n>', 'tokens to generate at most (stops early at the end of a document)', '200')
-    .option('--temperature <t>', 'softmax temperature; 0 = always the most likely token', '0.8')
-    .option('--top-k <k>', 'sample among the k most likely tokens; 0 = all', '0')
-    .option('--top-p <p>', 'sample among the most likely tokens holding probability p', '1')
-    .option('--seed <s>', 'sampling seed: the same seed gives the same text', '0')
-    .option('--step <n>', 'checkpoint step (default: the latest)')
-    .addOption(backendOption())
-    .action(async (targetArg: string, flags: SampleFlags) => {
-      const opts = sampleOptions(flags);
-      const step = flags.step === undefined ? undefined : numberFlag('--step', flags.step, (n) => Number.isInteger(n) && n >= 1, 'a positive integer');
-      const target = sampleTarget(targetArg, step);
-      const tokenizer = await loadTextTokenizer(target.tokenizer);
-      await startBackend(flags.backend);
-      const { params } = loadCheckpoint(target.checkpointDir, { optimizer: false });
-      const model = new Model(target.model);
-      try {
-        // Training documents each follow an end-of-document id; so does the prompt.
-        const prompt = [tokenizer.eot, ...Array.from(await tokenizer.encode(flags.prompt))];
-        const ids = generate(model, params, prompt, { ...opts, stop: tokenizer.eot });
-        const text = await tokenizer.decode(ids.filter((id) => id !== tokenizer.eot));
-        process.stdout.write(`${flags.prompt}${text}\n`);
-      } finally {
-        tf.dispose(Object.values(params));
-        model.dispose();
-      }
-      setExitCode(0);
-    });
+/** normlab sample: its flags are declared in sample-command.ts, which imports this module only when the command runs. */
+export async function sampleCommand(targetArg: string, flags: SampleFlags, setExitCode: SetExitCode): Promise<void> {
+  const opts = sampleOptions(flags);
+  const step = flags.step === undefined ? undefined : numberFlag('--step', flags.step, (n) => Number.isInteger(n) && n >= 1, 'a positive integer');
+  const target = sampleTarget(targetArg, step);
+  const tokenizer = await loadTextTokenizer(target.tokenizer);
+  await startBackend(flags.backend);
+  const { params } = loadCheckpoint(target.checkpointDir, { optimizer: false });
+  const model = new Model(target.model);
+  try {
+    // Training documents each follow an end-of-document id; so does the prompt.
+    const prompt = [tokenizer.eot, ...Array.from(await tokenizer.encode(flags.prompt))];
+    const ids = generate(model, params, prompt, { ...opts, stop: tokenizer.eot });
+    const text = await tokenizer.decode(ids.filter((id) => id !== tokenizer.eot));
+    process.stdout.write(`${flags.prompt}${text}\n`);
+  } finally {
+    tf.dispose(Object.values(params));
+    model.dispose();
+  }
+  setExitCode(0);
 }

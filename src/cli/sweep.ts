@@ -2,7 +2,7 @@
 // and the internal commands a worker process (`sweep-worker`) and a Slurm array
 // task (`sweep-task`) run.
 import { availableParallelism } from 'node:os';
-import { Option, type Command } from 'commander';
+import type { Command } from 'commander';
 import { torchDevice } from '../backend/torch/index.ts';
 import { arraySpec } from '../slurm/script.ts';
 import { runsToSubmit, scriptFor, slurmLabel, submitRuns, sweepDir, sweepSlurmView, type SubmitOptions } from '../slurm/executor.ts';
@@ -17,7 +17,7 @@ import { runStatus, type PlannedRunStatus } from '../sweep/state.ts';
 import { followRun, runWorker, trainOneRun, type WorkerOptions } from '../sweep/worker.ts';
 import { rankEnv } from '../distributed/launch-env.ts';
 import { joinDataParallel } from '../distributed/replica.ts';
-import { backendOption, startBackend, UsageError } from './common.ts';
+import { startBackend, UsageError } from './common.ts';
 import type { SetExitCode } from './main.ts';
 import { EXIT } from './train.ts';
 import { runVersions } from '../train/provenance.ts';
@@ -25,7 +25,7 @@ import { runVersions } from '../train/provenance.ts';
 /** A worker exits with this when another worker took its run over: it wrote nothing more. */
 const EXIT_CLAIM_LOST = 75;
 
-interface SweepFlags {
+export interface SweepFlags {
   dryRun?: boolean;
   status?: boolean;
   executor: 'local' | 'slurm';
@@ -39,14 +39,14 @@ interface SweepFlags {
   sbatchArg: string[];
 }
 
-interface WorkerFlags {
+export interface WorkerFlags {
   worker: string;
   since: string;
   backend: string;
   staleAfter: string;
 }
 
-interface TaskFlags {
+export interface TaskFlags {
   run: string;
   backend: string;
   staleAfter: string;
@@ -55,8 +55,6 @@ interface TaskFlags {
 /** Flags that only mean something to one executor: giving them to the other is a mistake worth naming. */
 const SLURM_FLAGS = ['partition', 'gpusPerTask', 'time', 'arrayParallel', 'sbatchArg'] as const;
 const LOCAL_FLAGS = ['workers'] as const;
-
-const collect = (value: string, previous: string[]) => [...previous, value];
 
 function positiveInt(text: string, flag: string): number {
   const n = Number(text);
@@ -73,75 +71,43 @@ function workerCount(text: string): number {
   return n;
 }
 
-const staleAfterOption = () =>
-  new Option('--stale-after <seconds>', 'take over a run whose worker has not sent a heartbeat for this long').default('300');
+/** normlab sweep: its flags are declared in sweep-command.ts, which imports this module only when the command runs. */
+export async function sweepCommand(file: string, flags: SweepFlags, command: Command, setExitCode: SetExitCode): Promise<void> {
+  checkExecutorFlags(command, flags.executor);
+  const staleAfterMs = positiveInt(flags.staleAfter, '--stale-after') * 1000;
+  const plan = expandSweep(loadSweep(file));
+  const statuses = () => plan.runs.map((r) => runStatus(r, staleAfterMs));
+  if (flags.status) {
+    printStatus(plan, statuses());
+    return;
+  }
+  if (flags.executor === 'slurm') {
+    submitToSlurm(plan, statuses(), flags, globalArgs(command));
+    return;
+  }
+  if (flags.dryRun) {
+    const estimates = plan.runs.map((r) => estimateRun(r.config));
+    const cells = plan.runs.map((r, i) => `${dataLabel(r.config)}  ${shortCount(estimates[i]!.tokens)} tokens  ${estimates[i]!.gpuHours.toFixed(1)} GPU-h`);
+    for (const line of describePlan(plan, statuses(), { header: 'data, tokens, cost', cells })) console.log(line);
+    const total = estimates.reduce((n, e) => n + e.gpuHours, 0);
+    console.log(`total ${shortCount(estimates.reduce((n, e) => n + e.tokens, 0))} tokens, ${total.toFixed(0)} ${ESTIMATE_RATE}`);
+    return;
+  }
+  const workers = workerCount(flags.workers);
+  const planFile = writePlan(plan);
+  const interrupted = await runWorkers(plan, planFile, workers, flags, globalArgs(command));
+  for (const line of describeSummary(plan, statuses())) console.log(line);
+  setExitCode(sweepExitCode(statuses().map((s) => s.state), interrupted));
+}
 
-export function registerSweep(program: Command, setExitCode: SetExitCode): void {
-  program
-    .command('sweep')
-    .description('run every run of a sweep file; rerunning it completes only what is missing')
-    .argument('<sweep>', 'sweep file (YAML, a subset of the W&B sweep format)')
-    .option('--dry-run', 'print the plan (one line per run: overrides, config hash, status), or with --executor slurm the sbatch script, and exit')
-    .option('--status', 'print where each run stands, with its Slurm task when it was submitted to Slurm, and exit')
-    .addOption(new Option('--executor <executor>', 'where runs train: worker processes here, or a Slurm job array').choices(['local', 'slurm']).default('local'))
-    .option('--workers <n>', 'local: worker processes on this machine (one GPU each where there are GPUs)', '1')
-    .option('--partition <name>', 'slurm: the partition to submit to')
-    .option('--gpus-per-task <n>', 'slurm: GPUs per run; N > 1 trains each run as N data-parallel ranks (srun, one task per GPU) (default: none requested)')
-    .option('--time <limit>', 'slurm: time limit per task (HH:MM:SS, D-HH:MM:SS, minutes)')
-    .option('--array-parallel <n>', 'slurm: at most this many tasks at once (%N)')
-    .option('--sbatch-arg <arg>', 'slurm: another #SBATCH line, e.g. --sbatch-arg=--mem=16G (repeatable)', collect, [])
-    .addOption(backendOption())
-    .addOption(staleAfterOption())
-    .action(async (file: string, flags: SweepFlags, command: Command) => {
-      checkExecutorFlags(command, flags.executor);
-      const staleAfterMs = positiveInt(flags.staleAfter, '--stale-after') * 1000;
-      const plan = expandSweep(loadSweep(file));
-      const statuses = () => plan.runs.map((r) => runStatus(r, staleAfterMs));
-      if (flags.status) {
-        printStatus(plan, statuses());
-        return;
-      }
-      if (flags.executor === 'slurm') {
-        submitToSlurm(plan, statuses(), flags, globalArgs(command));
-        return;
-      }
-      if (flags.dryRun) {
-        const estimates = plan.runs.map((r) => estimateRun(r.config));
-        const cells = plan.runs.map((r, i) => `${dataLabel(r.config)}  ${shortCount(estimates[i]!.tokens)} tokens  ${estimates[i]!.gpuHours.toFixed(1)} GPU-h`);
-        for (const line of describePlan(plan, statuses(), { header: 'data, tokens, cost', cells })) console.log(line);
-        const total = estimates.reduce((n, e) => n + e.gpuHours, 0);
-        console.log(`total ${shortCount(estimates.reduce((n, e) => n + e.tokens, 0))} tokens, ${total.toFixed(0)} ${ESTIMATE_RATE}`);
-        return;
-      }
-      const workers = workerCount(flags.workers);
-      const planFile = writePlan(plan);
-      const interrupted = await runWorkers(plan, planFile, workers, flags, globalArgs(command));
-      for (const line of describeSummary(plan, statuses())) console.log(line);
-      setExitCode(sweepExitCode(statuses().map((s) => s.state), interrupted));
-    });
+/** normlab sweep-worker (internal). */
+export async function sweepWorkerCommand(file: string, flags: WorkerFlags, setExitCode: SetExitCode): Promise<void> {
+  setExitCode(await workerMain(readPlan(file), flags));
+}
 
-  program
-    .command('sweep-worker', { hidden: true })
-    .description('(internal) one worker of `normlab sweep`: trains runs of a plan until none is left')
-    .argument('<plan>', 'plan.json written by normlab sweep')
-    .requiredOption('--worker <id>', 'this worker\'s name in claims and output')
-    .requiredOption('--since <iso-time>', 'when the sweep started: runs that failed since are not retried')
-    .addOption(backendOption())
-    .addOption(staleAfterOption())
-    .action(async (file: string, flags: WorkerFlags) => {
-      setExitCode(await workerMain(readPlan(file), flags));
-    });
-
-  program
-    .command('sweep-task', { hidden: true })
-    .description('(internal) one Slurm array task of `normlab sweep --executor slurm`: trains exactly one run of a plan')
-    .argument('<plan>', 'plan.json written by normlab sweep')
-    .requiredOption('--run <id>', 'the run to train (the submitted script maps SLURM_ARRAY_TASK_ID to it)')
-    .addOption(backendOption())
-    .addOption(staleAfterOption())
-    .action(async (file: string, flags: TaskFlags) => {
-      setExitCode(await arrayTaskMain(file, flags));
-    });
+/** normlab sweep-task (internal). */
+export async function sweepTaskCommand(file: string, flags: TaskFlags, setExitCode: SetExitCode): Promise<void> {
+  setExitCode(await arrayTaskMain(file, flags));
 }
 
 function checkExecutorFlags(command: Command, executor: string): void {

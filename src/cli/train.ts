@@ -1,7 +1,6 @@
 // normlab train <config.yaml> [--set key=value …] | --resume <run>
 import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { Command } from 'commander';
 import { torchDevice, torchMemory } from '../backend/torch/index.ts';
 import { loadRunConfig } from '../config/load.ts';
 import type { RunConfig } from '../config/schema.ts';
@@ -13,7 +12,7 @@ import { stepDirs } from '../train/checkpoint.ts';
 import { checkFitsBackend } from '../train/memory.ts';
 import { resolvePrecision } from '../train/precision.ts';
 import { executeRun, readRunConfig, type RunData, type RunIdentity, runIdentity, trainingData } from '../train/run.ts';
-import { backendOption, startBackend, UsageError } from './common.ts';
+import { startBackend, UsageError } from './common.ts';
 import type { SetExitCode } from './main.ts';
 import { describePlan } from './plan.ts';
 import { progressFor } from './progress.ts';
@@ -26,7 +25,7 @@ import { runVersions } from '../train/provenance.ts';
 /** Exit codes a script can tell apart. */
 export const EXIT = { finished: 0, failed: 1, badInput: 2, diverged: 3, killed: 130 } as const;
 
-interface TrainFlags {
+export interface TrainFlags {
   set: string[];
   backend: string;
   resume?: string;
@@ -35,8 +34,6 @@ interface TrainFlags {
   dryRun?: boolean;
   nprocPerNode?: string;
 }
-
-const collect = (value: string, previous: string[]) => [...previous, value];
 
 function resolveConfig(file: string | undefined, flags: TrainFlags): RunConfig {
   if (flags.resume) {
@@ -49,70 +46,58 @@ function resolveConfig(file: string | undefined, flags: TrainFlags): RunConfig {
   return loadRunConfig(file, flags.set);
 }
 
-export function registerTrain(program: Command, setExitCode: SetExitCode): void {
-  program
-    .command('train')
-    .description('train one model from a YAML config; rerunning an unfinished run resumes it')
-    .argument('[config]', 'run config (YAML)')
-    .option('--set <key=value>', 'override a config key (repeatable), e.g. --set train.steps=2', collect, [])
-    .addOption(backendOption())
-    .option('--resume <run>', 'continue a run (its id under runs/, or its folder) from its last good checkpoint')
-    .option('--restart', 'discard the run\'s checkpoints and metrics and train from step 0')
-    .option('--quiet', 'print nothing but errors')
-    .option('--dry-run', 'print the plan (normlab plan) and whether it fits, train nothing, write nothing')
-    .option('--nproc-per-node <n>', 'data parallel: train as N ranks on this machine (one per GPU, or sharing the cores) over c10d')
-    .action(async (file: string | undefined, flags: TrainFlags) => {
-      const config = resolveConfig(file, flags);
-      if (flags.dryRun) {
-        const backend = await startBackend(flags.backend);
-        for (const line of describePlan(config, backend.name)) console.log(line);
-        checkFitsBackend(config, backend.name);
-        return;
-      }
-      inputsExist(config.data); // missing data or tokenizer files first: on a fresh machine that is the news
-      checkOutputs(config.output);
-      const identity = runIdentity(config);
-      // Under torchrun or srun this process is one rank; --nproc-per-node then means nothing more.
-      const launch = rankEnv();
-      const ranks = launch ? 1 : positiveInt(flags.nprocPerNode ?? '1', '--nproc-per-node');
-      if (finishedBefore(config.output.db, identity.id) && !flags.restart) {
-        console.log(`run ${identity.id} has already finished (${identity.dir}); --restart trains it again`);
-        return;
-      }
-      if (ranks > 1) {
-        setExitCode(await launchRanks(config, flags, ranks));
-        return;
-      }
-      const backend = await startBackend(flags.backend, launch?.localRank);
-      const replica = launch && joinDataParallel(launch, config.train.batch_size);
+/** normlab train: its flags are declared in train-command.ts, which imports this module only when the command runs. */
+export async function trainCommand(file: string | undefined, flags: TrainFlags, setExitCode: SetExitCode): Promise<void> {
+  const config = resolveConfig(file, flags);
+  if (flags.dryRun) {
+    const backend = await startBackend(flags.backend);
+    for (const line of describePlan(config, backend.name)) console.log(line);
+    checkFitsBackend(config, backend.name);
+    return;
+  }
+  inputsExist(config.data); // missing data or tokenizer files first: on a fresh machine that is the news
+  checkOutputs(config.output);
+  const identity = runIdentity(config);
+  // Under torchrun or srun this process is one rank; --nproc-per-node then means nothing more.
+  const launch = rankEnv();
+  const ranks = launch ? 1 : positiveInt(flags.nprocPerNode ?? '1', '--nproc-per-node');
+  if (finishedBefore(config.output.db, identity.id) && !flags.restart) {
+    console.log(`run ${identity.id} has already finished (${identity.dir}); --restart trains it again`);
+    return;
+  }
+  if (ranks > 1) {
+    setExitCode(await launchRanks(config, flags, ranks));
+    return;
+  }
+  const backend = await startBackend(flags.backend, launch?.localRank);
+  const replica = launch && joinDataParallel(launch, config.train.batch_size);
+  try {
+    // Everything that can refuse the run does so before a file is written.
+    checkFitsBackend(config, backend.name, { ranks: launch?.worldSize });
+    const precision = resolvePrecision(config, backend.name);
+    // Rank 0 prepares the data (into a cache all ranks share) before the others read it.
+    const data = replica ? await replica.firstOnRankZero(() => trainingData(config)) : await trainingData(config);
+    // Rank 0 claims the run for all its ranks, as a sweep worker does.
+    const claim = onlyRankZero<Claim | undefined>(replica, () => claimRun(identity), () => undefined);
+    const heartbeat = claim && setInterval(() => touchClaim(claim), HEARTBEAT_MS);
+    try {
+      const store = onlyRankZero(replica, () => RunStore.open(config.output.db), sink<RunStore>);
+      const quiet = flags.quiet || onlyRankZero(replica, () => false, () => true);
       try {
-        // Everything that can refuse the run does so before a file is written.
-        checkFitsBackend(config, backend.name, { ranks: launch?.worldSize });
-        const precision = resolvePrecision(config, backend.name);
-        // Rank 0 prepares the data (into a cache all ranks share) before the others read it.
-        const data = replica ? await replica.firstOnRankZero(() => trainingData(config)) : await trainingData(config);
-        // Rank 0 claims the run for all its ranks, as a sweep worker does.
-        const claim = onlyRankZero<Claim | undefined>(replica, () => claimRun(identity), () => undefined);
-        const heartbeat = claim && setInterval(() => touchClaim(claim), HEARTBEAT_MS);
-        try {
-          const store = onlyRankZero(replica, () => RunStore.open(config.output.db), sink<RunStore>);
-          const quiet = flags.quiet || onlyRankZero(replica, () => false, () => true);
-          try {
-            const say = (text: string) => { if (!quiet) console.log(text); };
-            const ranksNote = launch ? `  data parallel ${launch.worldSize} ranks (${launch.launcher})` : '';
-            say(`run ${identity.id}  backend ${backend.name} (${backend.version}), ${precision}${ranksNote}  ${identity.dir}`);
-            setExitCode(await trainWithSignals(config, store, data, backend, { ...flags, quiet }, say, replica));
-          } finally {
-            store.close();
-          }
-        } finally {
-          clearInterval(heartbeat);
-          if (claim) releaseClaim(claim);
-        }
+        const say = (text: string) => { if (!quiet) console.log(text); };
+        const ranksNote = launch ? `  data parallel ${launch.worldSize} ranks (${launch.launcher})` : '';
+        say(`run ${identity.id}  backend ${backend.name} (${backend.version}), ${precision}${ranksNote}  ${identity.dir}`);
+        setExitCode(await trainWithSignals(config, store, data, backend, { ...flags, quiet }, say, replica));
       } finally {
-        replica?.destroy();
+        store.close();
       }
-    });
+    } finally {
+      clearInterval(heartbeat);
+      if (claim) releaseClaim(claim);
+    }
+  } finally {
+    replica?.destroy();
+  }
 }
 
 function positiveInt(text: string, flag: string): number {

@@ -1,6 +1,5 @@
 // normlab verify <dir>: every reference case in a folder of MODEL.md §6's format.
 import type { Command } from 'commander';
-import { compareCase, computeCase, findCases, loadCase, UnsupportedCase } from '../verify/golden.ts';
 import { backendOption, startBackend, UsageError } from './common.ts';
 import type { SetExitCode } from './main.ts';
 
@@ -12,6 +11,7 @@ export function registerVerify(program: Command, setExitCode: SetExitCode): void
     .addOption(backendOption())
     .option('--strict', 'count cases that need unimplemented features as failures')
     .action(async (dir: string, opts: { backend: string; strict?: boolean }) => {
+      const { compareCase, computeCase, findCases, loadCase, UnsupportedCase } = await import('../verify/golden.ts');
       const backend = await startBackend(opts.backend);
       console.log(`backend: ${backend.name} (${backend.version})`);
       const cases = findCases(dir);

@@ -2,6 +2,7 @@
 // multirun listing) and the summary that closes a sweep.
 import { existsSync } from 'node:fs';
 import { RunStore } from '../store/store.ts';
+import { align } from './align.ts';
 import { formatOverrides, type Plan, type PlannedRun } from './plan.ts';
 import type { PlannedRunStatus, RunState } from './state.ts';
 
@@ -72,8 +73,3 @@ function finalValue(run: PlannedRun, metric: string): number | undefined {
   }
 }
 
-/** Rows as space-aligned columns (the last column left ragged). */
-export function align(rows: string[][]): string[] {
-  const widths = rows[0]!.map((_, c) => rows.reduce((w, r) => Math.max(w, (r[c] ?? '').length), 0));
-  return rows.map((r) => r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]!))).join('  ').trimEnd());
-}

@@ -234,8 +234,12 @@ function stateJson(state: Record<string, unknown>): string {
 
 type SavedState = TrainingState & { checksums: Record<string, string> };
 
-/** Reads state.json and checks its own checksum, so an edited step or checksum is a corrupt checkpoint. */
-function readState(dir: string): SavedState {
+/**
+ * Reads state.json and checks its own checksum, so an edited step or checksum is a
+ * corrupt checkpoint. One written before state_sha256 existed (an older normlab) has
+ * none: it is accepted with a warning, its files still checked against its checksums.
+ */
+function readState(dir: string, warn: (message: string) => void): SavedState {
   const file = join(dir, STATE);
   if (!existsSync(file)) throw new CheckpointError(`${file}: missing`);
   let parsed: SavedState & { state_sha256?: string };
@@ -245,8 +249,10 @@ function readState(dir: string): SavedState {
     throw new CheckpointError(`${file}: not valid JSON`);
   }
   const { state_sha256: expected, ...state } = parsed ?? {};
-  if (typeof expected !== 'string' || sha256(canonicalJson(state)) !== expected) {
-    throw new CheckpointError(`${file}: checksum mismatch (${expected === undefined ? 'no state_sha256' : 'the state was edited or corrupted'})`);
+  if (expected === undefined) {
+    warn(`${file} has no state_sha256 (written by an older normlab): its step and data position cannot be verified`);
+  } else if (typeof expected !== 'string' || sha256(canonicalJson(state)) !== expected) {
+    throw new CheckpointError(`${file}: checksum mismatch (the state was edited or corrupted)`);
   }
   if (!state.checksums || typeof state.checksums !== 'object') throw new CheckpointError(`${file}: lists no checksums`);
   return state;
@@ -310,9 +316,10 @@ function toBackend(t: NamedArray): tf.Tensor {
  * Reads one checkpoint folder straight into backend tensors, verifying every
  * file it reads against state.json. `optimizer: false` (analyze, sample) reads
  * and checks only the weights. On any failure the tensors loaded so far are disposed.
+ * `warn` (default: stderr) hears of a state.json an older normlab wrote without its own checksum.
  */
-export function loadCheckpoint(dir: string, opts: { optimizer?: boolean; chunkBytes?: number } = {}): Checkpoint {
-  const state = readState(dir);
+export function loadCheckpoint(dir: string, opts: { optimizer?: boolean; chunkBytes?: number; warn?: (message: string) => void } = {}): Checkpoint {
+  const state = readState(dir, opts.warn ?? ((message) => console.error(`normlab: warning: ${message}`)));
   const params: Params = {};
   const m: Params = {};
   const v: Params = {};
@@ -336,7 +343,7 @@ export function loadCheckpoint(dir: string, opts: { optimizer?: boolean; chunkBy
 export function latestGoodCheckpoint(checkpointsDir: string, warn: (message: string) => void): Checkpoint | undefined {
   for (const { dir } of stepDirs(checkpointsDir)) {
     try {
-      return loadCheckpoint(dir);
+      return loadCheckpoint(dir, { warn });
     } catch (e) {
       if (!(e instanceof CheckpointError || e instanceof SafetensorsError)) throw e;
       warn(`${e.message}; falling back to the previous checkpoint`);

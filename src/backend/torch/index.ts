@@ -1,6 +1,7 @@
 // The `torch` tfjs backend: tensors live in native memory as ATen tensors
 // (libtorch), on the CPU or a CUDA device, and every kernel is an ATen call.
 import * as tf from '@tensorflow/tfjs';
+import type { TorchDevice } from '../names.ts';
 import { AddonUnavailable, loadAddon } from './addon.ts';
 import { TorchBackend } from './backend.ts';
 import { registerTorchGradients } from './gradients.ts';
@@ -9,8 +10,7 @@ import { registerTorchKernels } from './kernels.ts';
 export { AddonUnavailable } from './addon.ts';
 export type { NativeMemory } from './addon.ts';
 
-export const TORCH_DEVICES = ['auto', 'cpu', 'cuda'] as const;
-export type TorchDevice = (typeof TORCH_DEVICES)[number];
+export { TORCH_DEVICES, type TorchDevice } from '../names.ts';
 
 export interface TorchInfo {
   /** 'cpu' or 'cuda:0'. */
