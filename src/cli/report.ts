@@ -1,7 +1,8 @@
 // normlab report [--sweep NAME] [--format table|md|csv|json|html] [--out DIR] [--step N] …
 import { Option, type Command } from 'commander';
 import { hasAnalyses } from '../report/analyses.ts';
-import { runFacts } from '../report/facts.ts';
+import { DEFAULT_BASELINE } from '../report/compare.ts';
+import { runFacts, type RunFacts } from '../report/facts.ts';
 import { gatherRuns } from '../report/gather.ts';
 import type { LongCsvMode } from '../report/report.ts';
 import { LOSS_SMOOTHING } from '../report/smooth.ts';
@@ -19,6 +20,7 @@ interface ReportFlags {
   step?: string;
   smoothing: string;
   analysisSet?: string;
+  baseline?: string;
 }
 
 const FIGURE_KINDS = ['svg', 'png'] as const;
@@ -49,6 +51,14 @@ function stepOf(text: string): number {
   return n;
 }
 
+/** The baseline strategy: as given, which some run must have; the default may be absent (then nothing is paired). */
+function baselineOf(text: string | undefined, facts: RunFacts[]): string {
+  if (text === undefined) return DEFAULT_BASELINE;
+  const strategies = [...new Set(facts.map((f) => f.strategy))].sort();
+  if (!strategies.includes(text)) throw new UsageError(`--baseline: no run has strategy "${text}"; these runs have ${strategies.join(', ')}`);
+  return text;
+}
+
 export function registerReport(program: Command): void {
   program
     .command('report')
@@ -63,6 +73,7 @@ export function registerReport(program: Command): void {
     .option('--title <text>', 'the report\'s title')
     .option('--step <n>', 'layer analyses at this checkpoint step (default: each run\'s latest analysed step)')
     .option('--smoothing <beta>', 'loss figures: EMA weight of the line drawn over the raw loss (0: raw only)', String(LOSS_SMOOTHING))
+    .option('--baseline <strategy>', `the strategy every other is compared with, paired by seed (default ${DEFAULT_BASELINE})`)
     .option('--analysis-set <key>', 'layer analyses of this sample set, as normlab analyze prints it (default per run: the set with the most samples among those at every analysed step, else the one at the most steps)')
     .action(async (flags: ReportFlags) => {
       const kinds = figureKinds(flags.figures);
@@ -86,9 +97,10 @@ export function registerReport(program: Command): void {
           console.error(`normlab: warning: no run has layer analyses at step ${analysisStep} (normlab analyze <run> --step ${analysisStep})`);
         }
         const title = flags.title ?? (flags.sweep ? `Sweep ${flags.sweep}` : `Runs in ${flags.runsDir}`);
-        const report = buildReport(facts, title, smoothing);
+        const report = buildReport(facts, title, smoothing, baselineOf(flags.baseline, facts));
+        for (const w of report.warnings) console.error(`normlab: ${w.startsWith('WARNING: ') ? `warning: ${w.slice('WARNING: '.length)}` : `note: ${w}`}`);
         if (flags.format === 'html') {
-          const html = await htmlReport(facts, title, report.summary);
+          const html = await htmlReport(facts, report);
           if (!flags.out) process.stdout.write(html);
           else console.log(`wrote ${writeHtml(flags.out, html)} (${(Buffer.byteLength(html) / 1024).toFixed(0)} KiB)`);
           return;

@@ -2,6 +2,7 @@
 // shape), per-block gradient norms and output variance, the depth profile that
 // condenses them, and the list of runs.
 import { mean, orderedGroups, orderedSizes, std, type LayerProfile, type RunFacts, type Size } from './facts.ts';
+import { codeVersion, mixedCodeWarning } from './provenance.ts';
 import { extent } from './reduce.ts';
 import type { Cell, Stat, Table } from './tables.ts';
 
@@ -11,7 +12,7 @@ export function headlineTable(facts: RunFacts[]): Table {
   return {
     id: 'headline',
     title: 'Final validation perplexity (mean ± std over seeds; lower is better)',
-    note: 'Diverged runs are counted, not averaged in; unfinished runs (pending, running, stopped, failed) likewise.',
+    note: ['Diverged runs are counted, not averaged in; unfinished runs (pending, running, stopped, failed) likewise.', mixedCodeWarning(facts)].filter(Boolean).join(' '),
     columns: ['strategy', ...sizes.map((s) => s.label)],
     rows: orderedGroups(facts).map((group) => [group, ...sizes.map((size) => perplexityStat(cell(facts, group, size)))]),
   };
@@ -22,10 +23,19 @@ function cell(facts: RunFacts[], group: string, size: Size): RunFacts[] {
 }
 
 export function perplexityStat(runs: RunFacts[]): Stat | null {
+  return finalStat(runs, 'valPpl');
+}
+
+/**
+ * Mean ± std of the runs' final validation loss or perplexity: finished runs with a
+ * finite value only; diverged runs (or finished ones whose value is not finite) and
+ * unfinished ones counted apart.
+ */
+export function finalStat(runs: RunFacts[], key: 'valPpl' | 'valLoss'): Stat | null {
   if (runs.length === 0) return null;
-  const done = runs.filter((r) => r.status === 'finished' && r.valPpl !== undefined && Number.isFinite(r.valPpl));
+  const done = runs.filter((r) => r.status === 'finished' && r[key] !== undefined && Number.isFinite(r[key]));
   const diverged = runs.filter((r) => r.status === 'diverged' || (r.status === 'finished' && !done.includes(r))).length;
-  const values = done.map((r) => r.valPpl!);
+  const values = done.map((r) => r[key]!);
   return {
     mean: values.length ? mean(values) : null,
     std: std(values),
@@ -161,9 +171,10 @@ export function runsTable(facts: RunFacts[]): Table {
   return {
     id: 'runs',
     title: 'Runs',
-    columns: ['run', 'strategy', 'size', 'seed', 'tokenizer', 'status', 'step', 'val loss', 'val ppl'],
+    note: 'code: normlab version @ git commit (Provenance has the backend and host).',
+    columns: ['run', 'strategy', 'size', 'seed', 'tokenizer', 'code', 'status', 'step', 'val loss', 'val ppl'],
     rows: facts.map((f) => [
-      f.id, f.group, f.size.label, f.seed, f.tokenizer,
+      f.id, f.group, f.size.label, f.seed, f.tokenizer, codeVersion(f),
       f.status === 'diverged' ? `diverged at step ${f.divergedStep ?? f.step}` : f.status,
       // A diverged run's last evaluation predates its divergence: not its result.
       `${f.step}/${f.totalSteps}`, f.status === 'diverged' ? null : f.valLoss ?? null, f.status === 'diverged' ? null : f.valPpl ?? null,

@@ -51,6 +51,8 @@ export interface RunFacts {
   size: Size;
   /** Row label: the strategy, plus any setting that varies between runs of one size (e.g. mix_alpha). */
   group: string;
+  /** Those varying settings by dotted key (e.g. `train.lr`): runs of one size, seed and settings differ only in strategy. */
+  settings: Record<string, unknown>;
   step: number;
   totalSteps: number;
   divergedStep: number | null;
@@ -95,13 +97,15 @@ export function runFacts(runs: GatheredRun[], options: FactsOptions = {}): RunFa
 function runFactsOf(g: GatheredRun, size: Size, extras: string[], analyses: AnalysisReader, options: FactsOptions): RunFacts {
   const { record, store } = g;
   const config = record.config;
-  const extra = extras.map((k) => `${k.split('.').at(-1)}=${JSON.stringify(flatten(config)[k])}`).join(' ');
+  const flat = flatten(config);
+  const settings = Object.fromEntries(extras.map((k) => [k, flat[k]]));
+  const extra = settingLabel(settings);
   const valLoss = store.lastScalar(record.id, 'val/loss');
   const valPpl = store.lastScalar(record.id, 'val/ppl');
   return {
     id: record.id, sweep: record.sweep, status: record.status, seed: record.seed,
     strategy: config.model.norm, size,
-    group: `${strategyLabel(config.model.norm)}${extra ? ` ${extra}` : ''}`,
+    group: `${strategyLabel(config.model.norm)}${extra ? ` ${extra}` : ''}`, settings,
     step: record.step, totalSteps: record.totalSteps, divergedStep: record.divergedStep, backend: backendLabel(record),
     tokenizer: tokenizerLabel(record),
     ...(valLoss !== undefined && { valLoss }),
@@ -111,6 +115,11 @@ function runFactsOf(g: GatheredRun, size: Size, extras: string[], analyses: Anal
     analyses: readRunAnalyses(analyses, record.id, config.model.n_layers, options.analysisStep, options.analysisSet),
     source: g,
   };
+}
+
+/** Settings as a row label shows them, e.g. `lr=0.002 mix_alpha=0.25`, leaving out the `omit` keys. */
+export function settingLabel(settings: Record<string, unknown>, omit: string[] = []): string {
+  return Object.entries(settings).filter(([k]) => !omit.includes(k)).map(([k, v]) => `${k.split('.').at(-1)}=${JSON.stringify(v)}`).join(' ');
 }
 
 export function strategyLabel(strategy: string): string {

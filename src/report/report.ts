@@ -10,9 +10,11 @@ import { AnalysisReader, hasAnalyses } from './analyses.ts';
 import { analysisFigures } from './analysis-figures.ts';
 import { analysisTables } from './analysis-tables.ts';
 import { depthProfileRunsTable, depthProfileTable, headlineTable, layerTables, runsTable } from './build.ts';
+import { bestLrTable, DEFAULT_BASELINE, pairedAtBestLrTable, pairedTable } from './compare.ts';
 import type { RunFacts } from './facts.ts';
 import { figures as makeFigures, type Figure } from './figures.ts';
 import { svgToPng } from './png.ts';
+import { dirtyWarning, mixedCodeWarning, provenanceTable } from './provenance.ts';
 import { csvField, jsonTable, renderTable, type Format, type Table } from './tables.ts';
 import { LOSS_SMOOTHING } from './smooth.ts';
 
@@ -21,6 +23,12 @@ export interface Report {
   /** One line on what the report covers. */
   summary: string;
   tables: Table[];
+  /** Strategies against the baseline, paired by seed, and at their own best lr (empty when nothing pairs). */
+  comparisons: Table[];
+  /** Which code, backend and host produced the runs. */
+  provenance: Table;
+  /** What a reader must not miss (mixed code versions, tokenizers): also in the summary. */
+  warnings: string[];
   figures: Figure[];
   /** The layer analyses (normlab analyze): empty when no run has any. */
   analysisTables: Table[];
@@ -35,24 +43,36 @@ export interface LongCsv {
   rows: number;
 }
 
-/** `smoothing`: the EMA weight of the line drawn over the raw training loss in the loss figures (0: none). */
-export function buildReport(facts: RunFacts[], title: string, smoothing = LOSS_SMOOTHING): Report {
+/**
+ * `smoothing`: the EMA weight of the line drawn over the raw training loss in the loss figures (0: none);
+ * `baseline`: the strategy the others are compared with, paired by seed.
+ */
+export function buildReport(facts: RunFacts[], title: string, smoothing = LOSS_SMOOTHING, baseline = DEFAULT_BASELINE): Report {
   const counts = new Map<string, number>();
   for (const f of facts) counts.set(f.status, (counts.get(f.status) ?? 0) + 1);
   const backends = [...new Set(facts.map((f) => f.backend))].join(', ');
   const analysed = facts.filter((f) => hasAnalyses(f.analyses)).length;
   const tokenizers = [...new Set(facts.map((f) => f.tokenizer))];
-  const mixed = tokenizers.length > 1
-    ? ` WARNING: these runs used different tokenizers (${tokenizers.join('; ')}): perplexities are per token of each, so the val ppl column mixes incomparable numbers.`
-    : '';
+  const mixedTokenizers = tokenizers.length > 1
+    ? `WARNING: these runs used different tokenizers (${tokenizers.join('; ')}): perplexities are per token of each, so the val ppl column mixes incomparable numbers.`
+    : undefined;
+  const warnings = [mixedTokenizers, mixedCodeWarning(facts), dirtyWarning(facts)].filter((w) => w !== undefined);
   return {
     title,
-    summary: `${facts.length} runs (${[...counts].map(([s, n]) => `${n} ${s}`).join(', ')}); backend ${backends}; tokenizer ${tokenizers.join('; ')}.${analysed ? ` Layer analyses of ${analysed} of them.` : ''}${mixed}`,
+    summary: `${facts.length} runs (${[...counts].map(([s, n]) => `${n} ${s}`).join(', ')}); backend ${backends}; tokenizer ${tokenizers.join('; ')}.${analysed ? ` Layer analyses of ${analysed} of them.` : ''}${warnings.map((w) => ` ${w}`).join('')}`,
     tables: [headlineTable(facts), depthProfileTable(facts), depthProfileRunsTable(facts), ...layerTables(facts), runsTable(facts)],
+    comparisons: [pairedTable(facts, baseline), bestLrTable(facts), pairedAtBestLrTable(facts, baseline)].filter((t) => t !== undefined),
+    provenance: provenanceTable(facts),
+    warnings,
     figures: makeFigures(facts, title, smoothing),
     analysisTables: analysisTables(facts),
     analysisFigures: analysisFigures(facts, title),
   };
+}
+
+/** Every table in one order for the formats that list them: the core tables, the comparisons, provenance, the analyses. */
+function allTables(r: Report): Table[] {
+  return [...r.tables, ...r.comparisons, r.provenance, ...r.analysisTables];
 }
 
 const ANALYSES_INTRO = 'From `normlab analyze` (or training\'s `analyze_every`): the model at a checkpoint on held-out validation sequences — '
@@ -63,12 +83,14 @@ const ANALYSES_INTRO = 'From `normlab analyze` (or training\'s `analyze_every`):
 export function renderReport(r: Report, format: Format, figureExt?: 'svg' | 'png'): string {
   switch (format) {
     case 'json':
-      return JSON.stringify({ title: r.title, summary: r.summary, tables: [...r.tables, ...r.analysisTables].map(jsonTable) }, null, 2) + '\n';
+      return JSON.stringify({ title: r.title, summary: r.summary, warnings: r.warnings, tables: allTables(r).map(jsonTable) }, null, 2) + '\n';
     case 'csv':
       // Several tables in one stream: each after a `# title` line, a blank line between.
-      return [...r.tables, ...r.analysisTables].map((t) => `# ${t.title}\n${renderTable(t, 'csv')}`).join('\n');
-    case 'table':
-      return [r.title, r.summary, '', ...[...r.tables, ...r.analysisTables].map((t) => renderTable(t, 'table'))].join('\n');
+      return allTables(r).map((t) => `# ${t.title}\n${renderTable(t, 'csv')}`).join('\n');
+    case 'table': {
+      const [headline, ...rest] = r.tables;
+      return [r.title, r.summary, '', ...[headline!, ...r.comparisons, ...rest, r.provenance, ...r.analysisTables].map((t) => renderTable(t, 'table'))].join('\n');
+    }
     case 'md': {
       // The headline and the depth profiles first, then the figures, then the per-block detail.
       const [headline, profile, profileRuns, ...rest] = r.tables;
@@ -81,8 +103,9 @@ export function renderReport(r: Report, format: Format, figureExt?: 'svg' | 'png
         : [];
       const data = r.longCsv ? ['## Data', '', `Every metric and analysis row, one per line: [${path.basename(r.longCsv.file)}](${path.basename(r.longCsv.file)}) (${longCsvSize(r.longCsv)}).`, ''] : [];
       return [
-        `# ${r.title}`, '', r.summary, '', ...[headline!, profile!, profileRuns!].map((t) => renderTable(t, 'md')),
-        ...figs, ...analyses, '## Per-block tables', '', ...rest.map((t) => renderTable(t, 'md')), ...data,
+        `# ${r.title}`, '', r.summary, '', ...[headline!, ...r.comparisons, profile!, profileRuns!].map((t) => renderTable(t, 'md')),
+        ...figs, ...analyses, '## Per-block tables', '', ...rest.map((t) => renderTable(t, 'md')),
+        '## Provenance', '', renderTable(r.provenance, 'md'), ...data,
       ].join('\n');
     }
   }
@@ -120,7 +143,7 @@ export async function writeReport(dir: string, r: Report, facts: RunFacts[], o: 
     files.push(r.longCsv!.file);
   }
   if (o.format === 'csv') {
-    for (const t of [...r.tables, ...r.analysisTables]) put(`${t.id}.csv`, renderTable(t, 'csv'));
+    for (const t of allTables(r)) put(`${t.id}.csv`, renderTable(t, 'csv'));
   } else {
     put(`report.${EXT[o.format]}`, renderReport(r, o.format, figureExt));
   }

@@ -12,7 +12,13 @@ export interface Stat {
   unfinished: number;
 }
 
-export type Cell = string | number | Stat | null;
+/** A confidence interval: rendered `[low, high]`, in CSV two columns. */
+export interface Interval {
+  low: number;
+  high: number;
+}
+
+export type Cell = string | number | Stat | Interval | null;
 
 export interface Table {
   /** File-name slug, e.g. `headline` or `grad-norm-first-12L-d64`. */
@@ -27,7 +33,11 @@ export const FORMATS = ['table', 'md', 'csv', 'json'] as const;
 export type Format = (typeof FORMATS)[number];
 
 export function isStat(c: Cell): c is Stat {
-  return c !== null && typeof c === 'object';
+  return c !== null && typeof c === 'object' && 'mean' in c;
+}
+
+export function isInterval(c: Cell): c is Interval {
+  return c !== null && typeof c === 'object' && 'low' in c;
 }
 
 /** Four significant digits, exponent form outside [1e-3, 1e5). */
@@ -59,6 +69,7 @@ export function cellText(c: Cell): string {
   if (c === null) return '—';
   if (typeof c === 'number') return formatNumber(c);
   if (isStat(c)) return formatStat(c);
+  if (isInterval(c)) return `[${formatNumber(c.low)}, ${formatNumber(c.high)}]`;
   return c;
 }
 
@@ -89,11 +100,17 @@ function markdownTable(t: Table): string {
   ].join('\n');
 }
 
-/** CSV keeps full precision; a Stat column becomes mean, std, n, diverged, unfinished columns. */
+/**
+ * CSV keeps full precision; a Stat column becomes mean, std, n, diverged, unfinished
+ * columns, an Interval column low and high (empty where a row has none).
+ */
 function csvTable(t: Table): string {
   const statCols = t.columns.map((_, c) => t.rows.some((r) => isStat(r[c] ?? null)));
-  const header = t.columns.flatMap((name, c) => (statCols[c] ? ['mean', 'std', 'n', 'diverged', 'unfinished'].map((k) => `${name} ${k}`) : [name]));
+  const intervalCols = t.columns.map((_, c) => t.rows.some((r) => isInterval(r[c] ?? null)));
+  const header = t.columns.flatMap((name, c) => (statCols[c] ? ['mean', 'std', 'n', 'diverged', 'unfinished'].map((k) => `${name} ${k}`)
+    : intervalCols[c] ? [`${name} low`, `${name} high`] : [name]));
   const body = t.rows.map((r) => r.flatMap((cell, c) => {
+    if (intervalCols[c]) return isInterval(cell) ? [String(cell.low), String(cell.high)] : ['', ''];
     if (!statCols[c]) return [csvValue(cell)];
     const s = isStat(cell) ? cell : { mean: null, std: null, n: 0, diverged: 0, unfinished: 0 };
     return [s.mean, s.std, s.n, s.diverged, s.unfinished].map((v) => (v === null ? '' : String(v)));

@@ -293,6 +293,7 @@ function renderRuns(): void {
     { label: 'step', value: (i) => runs[i]!.step, text: (i) => `${runs[i]!.step}/${runs[i]!.totalSteps}` },
     { label: 'val loss', value: (i) => runs[i]!.valLoss, cls: () => 'num' },
     { label: 'val ppl', value: (i) => runs[i]!.valPpl, cls: () => 'num' },
+    { label: 'code', value: (i) => `${runs[i]!.provenance.normlab} @ ${runs[i]!.provenance.git}` },
     ...extra.map((k): Column<number> => ({ label: k, value: (i) => { const v = runs[i]!.config[k]; return typeof v === 'number' ? v : v === undefined ? null : JSON.stringify(v); } })),
   ];
   sortableTable(document.getElementById('runs')!, columns, runs.map((_, i) => i),
@@ -305,6 +306,7 @@ function showRun(i: number): void {
   const facts: [string, string][] = [
     ['run', r.id], ['strategy', r.group], ['size', r.size], ['seed', String(r.seed)], ['status', statusText(r)],
     ['step', `${r.step}/${r.totalSteps}`], ['backend', r.backend], ['final val loss', fmt(r.valLoss)], ['final val ppl', fmt(r.valPpl)],
+    ['normlab', r.provenance.normlab], ['git', r.provenance.git], ['backend versions', r.provenance.backend], ['host', r.provenance.host], ['node', r.provenance.node],
     ...(r.error ? [['error', r.error] as [string, string]] : []),
   ];
   box.replaceChildren(

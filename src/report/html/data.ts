@@ -6,6 +6,7 @@ import { setLabel } from '../../analyze/sample-set.ts';
 import type { RunFacts } from '../facts.ts';
 import { flatten, orderedGroups, orderedSizes, strategyLabel } from '../facts.ts';
 import { styles } from '../figures.ts';
+import { provenanceOf, type Provenance } from '../provenance.ts';
 import { envelope, HEAT_COLUMNS, heatBins, PLOT_COLUMNS, stepBins } from '../reduce.ts';
 import { ema } from '../smooth.ts';
 
@@ -25,6 +26,8 @@ export interface PageRun {
   divergedStep: number | null;
   error: string | null;
   backend: string;
+  /** What produced it (normlab, git, backend versions, precision, host). */
+  provenance: Provenance;
   valLoss: number | null;
   valPpl: number | null;
   color: string;
@@ -99,7 +102,7 @@ export function pageData(facts: RunFacts[], title: string, summary: string): Pag
     runs: ordered.map((f, i) => ({
       id: f.id, group: f.group, strategy: strategyLabel(f.strategy), size: f.size.label, layers: f.size.layers, seed: f.seed,
       status: f.status, step: f.step, totalSteps: f.totalSteps, divergedStep: f.divergedStep, error: f.source.record.error,
-      backend: f.backend,
+      backend: f.backend, provenance: provenanceOf(f),
       // A diverged run's last evaluation predates its divergence: not its result.
       valLoss: f.status === 'diverged' ? null : compact(f.valLoss ?? NaN),
       valPpl: f.status === 'diverged' ? null : compact(f.valPpl ?? NaN),

@@ -6,6 +6,8 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { RunFacts } from '../facts.ts';
+import type { Report } from '../report.ts';
+import { cellText, isInterval, isStat, type Cell, type Table } from '../tables.ts';
 import { pageData, type PageData } from './data.ts';
 
 const here = (name: string) => fileURLToPath(new URL(name, import.meta.url));
@@ -31,8 +33,16 @@ function scriptJson(value: unknown): string {
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
-export async function htmlReport(facts: RunFacts[], title: string, summary: string): Promise<string> {
-  return renderPage(pageData(facts, title, summary), await bundle());
+export async function htmlReport(facts: RunFacts[], report: Report): Promise<string> {
+  return renderPage(pageData(facts, report.title, report.summary), await bundle(), report);
+}
+
+/** A report table as static HTML: the comparisons and provenance need no script. */
+export function staticTable(t: Table): string {
+  const numeric = (c: Cell) => typeof c === 'number' || isStat(c) || isInterval(c);
+  const head = t.columns.map((c) => `<th>${esc(c)}</th>`).join('');
+  const body = t.rows.map((r) => `<tr>${r.map((c) => `<td${numeric(c) ? ' class="num"' : ''}>${esc(cellText(c))}</td>`).join('')}</tr>`).join('\n');
+  return `<h3 id="table-${esc(t.id)}">${esc(t.title)}</h3>\n${t.note ? `<p class="note">${esc(t.note)}</p>\n` : ''}<table class="static"><thead><tr>${head}</tr></thead><tbody>\n${body}\n</tbody></table>`;
 }
 
 /** Writes `dir`/report.html; returns its path. */
@@ -43,7 +53,8 @@ export function writeHtml(dir: string, html: string): string {
   return file;
 }
 
-export function renderPage(d: PageData, script: string): string {
+/** `report`: its comparisons, provenance and warnings, drawn as static HTML. */
+export function renderPage(d: PageData, script: string, report: Pick<Report, 'comparisons' | 'provenance' | 'warnings'>): string {
   const css = `${uplotCss()}\n${readFileSync(here('./style.css'), 'utf8')}`;
   return `<!DOCTYPE html>
 <html lang="en">
@@ -55,8 +66,8 @@ export function renderPage(d: PageData, script: string): string {
 <style>${css}</style>
 </head>
 <body>
-<header><h1>${esc(d.title)}</h1><p>${esc(d.summary)}</p><p class="note">normlab report, ${esc(d.generated)}</p></header>
-<nav><a href="#results">Results</a> <a href="#curves">Loss curves</a> <a href="#layers">Per-block diagnostics</a> <a href="#analyses-section">Layer analyses</a></nav>
+<header><h1>${esc(d.title)}</h1><p>${esc(d.summary)}</p>${report.warnings.map((w) => `<p class="warning">${esc(w)}</p>`).join('')}<p class="note">normlab report, ${esc(d.generated)}</p></header>
+<nav><a href="#results">Results</a> <a href="#comparisons">Comparisons</a> <a href="#curves">Loss curves</a> <a href="#layers">Per-block diagnostics</a> <a href="#analyses-section">Layer analyses</a> <a href="#provenance">Provenance</a></nav>
 <section id="results">
 <h2>Results</h2>
 <p class="controls"><label>Filter <input id="filter" type="search" size="48" placeholder="model.norm=pre train.seed!=1 status=finished, or any text"></label> <span id="filter-count"></span></p>
@@ -67,6 +78,10 @@ export function renderPage(d: PageData, script: string): string {
 <h3>Runs</h3>
 <p class="note">Click a header to sort, a run to highlight its curves and show its config.</p>
 <div class="runs-layout"><div id="runs"></div><aside id="run-detail"></aside></div>
+</section>
+<section id="comparisons">
+<h2>Comparisons</h2>
+${report.comparisons.length ? report.comparisons.map(staticTable).join('\n') : '<p class="note">No strategy shares its settings and seeds with a baseline run: nothing to pair.</p>'}
 </section>
 <section id="curves">
 <h2>Loss curves</h2>
@@ -88,6 +103,10 @@ export function renderPage(d: PageData, script: string): string {
 <h2>Layer analyses</h2>
 <p class="note">From normlab analyze (or training's analyze_every): each run's checkpoint on held-out validation sequences.</p>
 <div id="analyses"></div>
+</section>
+<section id="provenance">
+<h2>Provenance</h2>
+${staticTable(report.provenance)}
 </section>
 <script type="application/json" id="normlab-data">${scriptJson(d)}</script>
 <script>${script.replace(/<\/script/gi, '<\\/script')}</script>
