@@ -4,13 +4,24 @@ import * as tf from '@tensorflow/tfjs';
 import { AddonUnavailable, loadAddon } from './addon.ts';
 import { TorchBackend } from './backend.ts';
 import { registerTorchGradients } from './gradients.ts';
-import { registerTorchKernels } from './kernels.ts';
+import { registerTorchKernels, setTorchKernel } from './kernels.ts';
 
 export { AddonUnavailable } from './addon.ts';
 export type { NativeMemory } from './addon.ts';
 
 export const TORCH_DEVICES = ['auto', 'cpu', 'cuda'] as const;
 export type TorchDevice = (typeof TORCH_DEVICES)[number];
+
+/**
+ * How the torch backend computes attention: `sdpa`, one kernel over ATen's
+ * scaled_dot_product_attention (native/src/attention.cc: flash or
+ * memory-efficient attention on CUDA with PyTorch >= 2), or `composed`, the
+ * tfjs composition of src/model/layers.ts (products and the fused masked
+ * softmax). Each device gets the faster (docs/performance.md); the
+ * NORMLAB_TORCH_ATTENTION environment variable overrides it.
+ */
+export const TORCH_ATTENTION = ['sdpa', 'composed'] as const;
+export type TorchAttention = (typeof TORCH_ATTENTION)[number];
 
 export interface TorchInfo {
   /** 'cpu' or 'cuda:0'. */
@@ -41,8 +52,25 @@ export async function useTorch(device: TorchDevice, cudaIndex = 0): Promise<Torc
   }
   if (!(await tf.setBackend('torch'))) throw new AddonUnavailable('the torch backend failed to initialize');
   const info = addon.info();
+  const attention = attentionFor(info.device);
+  setTorchAttention(attention);
   const threads = info.device === 'cpu' ? `, ${info.threads} thread${info.threads === 1 ? '' : 's'}, ${info.blas}` : '';
-  return { device: info.device, description: `${info.torch} on ${info.device}${threads}` };
+  return { device: info.device, description: `${info.torch} on ${info.device}${threads}, ${attention} attention` };
+}
+
+/** The attention of `device` ('cpu', 'cuda:0'): NORMLAB_TORCH_ATTENTION, else the one measured faster there. */
+function attentionFor(device: string): TorchAttention {
+  const chosen = process.env.NORMLAB_TORCH_ATTENTION;
+  if (chosen === undefined || chosen === '') return device === 'cpu' ? 'composed' : 'sdpa';
+  if (!(TORCH_ATTENTION as readonly string[]).includes(chosen)) {
+    throw new Error(`NORMLAB_TORCH_ATTENTION=${chosen}: expected one of ${TORCH_ATTENTION.join(', ')}`);
+  }
+  return chosen as TorchAttention;
+}
+
+/** Switches the torch backend's attention (see TORCH_ATTENTION); useTorch sets the device's own. */
+export function setTorchAttention(attention: TorchAttention): void {
+  setTorchKernel('NormlabAttention', attention === 'sdpa');
 }
 
 /** The native memory of the torch backend, or undefined when another backend is active. */
