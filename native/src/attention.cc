@@ -11,6 +11,7 @@
 
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
+#include <c10/util/Optional.h>
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/version.h>
 
