@@ -13,7 +13,7 @@
   },
   "targets": [{
     "target_name": "normlab_torch",
-    "sources": ["src/addon.cc", "src/kernels.cc", "src/fused.cc", "src/allocator.cc", "src/distributed.cc"],
+    "sources": ["src/addon.cc", "src/kernels.cc", "src/fused.cc", "src/attention.cc", "src/allocator.cc", "src/distributed.cc"],
     "include_dirs": [
       "<!(node -p \"require('node-addon-api').include_dir\")",
       "<(torch_include)/torch/csrc/api/include",

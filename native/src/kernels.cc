@@ -1,5 +1,6 @@
 #include "kernels.h"
 
+#include "attention.h"
 #include "distributed.h"
 #include "fused.h"
 
@@ -369,9 +370,11 @@ const std::unordered_map<std::string, Kernel>& table() {
          return Tensors{at::_softmax_backward_data(in[0], in[1], a.integer(0), in[1].scalar_type())};
        }},
 
-      // normlab's fused kernels (fused.cc).
+      // normlab's fused kernels (fused.cc, attention.cc).
       {"NormlabAdamW", adamw},
       {"NormlabAllReduceSum", allReduceSum},
+      {"NormlabAttention", attention},
+      {"NormlabAttentionGrad", attentionGrad},
       {"NormlabBroadcast", broadcastFrom},
       {"NormlabCrossEntropy", crossEntropy},
       {"NormlabCrossEntropyGrad", crossEntropyGrad},

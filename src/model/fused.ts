@@ -56,6 +56,16 @@ const GRADIENTS: tf.GradConfig[] = [
     }),
   },
   {
+    // The native gradient differentiates the graph its forward recorded with the
+    // output: one call for all three inputs, each thunk takes its own.
+    kernelName: 'NormlabAttention',
+    outputsToSave: [true],
+    gradFunc: (dy, [out]) => {
+      const [dq, dk, dv] = runFused<tf.Tensor[]>('NormlabAttentionGrad', { dy: dy as tf.Tensor, out: out! });
+      return { q: () => dq!, k: () => dk!, v: () => dv! };
+    },
+  },
+  {
     kernelName: 'NormlabCrossEntropy',
     inputsToSave: ['logits', 'targets'],
     gradFunc: (dy, [logits, targets]) => ({

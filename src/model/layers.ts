@@ -82,8 +82,18 @@ export function maskedSoftmax(scores: tf.Tensor, mask: tf.Tensor2D, scale: numbe
   return tf.softmax(scores.mul(scale).add(mask));
 }
 
-/** softmax(q·kᵀ·scale + mask)·v on [B, H, T, hd]. */
+/**
+ * softmax(q·kᵀ·scale + mask)·v for q [B, H, T, hd] and k, v [B, H, S, hd];
+ * `mask` [T, S] is causal for queries at the last T of S positions (S > T: a
+ * KV cache's).
+ */
 export function causalAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, scale: number, mask: tf.Tensor2D): tf.Tensor {
+  if (hasKernel('NormlabAttention')) {
+    // With T = S the kernel applies the causal mask itself, as flash attention needs.
+    const inputs: Record<string, tf.Tensor> = q.shape[2] === k.shape[2] ? { q, k, v } : { q, k, v, mask };
+    // Recorded for the gradient only when tfjs is recording one.
+    return runFused('NormlabAttention', inputs, { scale, record: Number(tf.engine().isTapeOn()) });
+  }
   return tf.matMul(maskedSoftmax(tf.matMul(q, k, false, true), mask, scale), v);
 }
 

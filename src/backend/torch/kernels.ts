@@ -70,6 +70,8 @@ export const KERNELS: Record<string, KernelSpec> = {
     attrs: (a) => ['gradScale', 'beta1', 'beta2', 'eps', 'decay', 'stepSize', 'sqrtBias2'].map((k) => a[k] as number),
     multiple: true,
   },
+  NormlabAttention: { inputs: ['q', 'k', 'v', 'mask'], attrs: (a) => [a.scale as number, a.record as boolean] },
+  NormlabAttentionGrad: { inputs: ['dy', 'out'], multiple: true },
   NormlabCrossEntropy: { inputs: ['logits', 'targets'] },
   NormlabCrossEntropyGrad: { inputs: ['dy', 'logits', 'targets'] },
   NormlabLinear: { inputs: ['x', 'weight'] },
@@ -149,7 +151,20 @@ function nativeKernel(kernelName: string, spec: KernelSpec, id: number): tf.Kern
   };
 }
 
-/** Registers every kernel of KERNELS for `backendName`; one the addon lacks is a build mismatch. */
+/** Kernels registered only where setTorchKernel says so; tfjs's composition runs where they are absent. */
+const SWITCHED = ['NormlabAttention'] as const;
+export type SwitchedKernel = (typeof SWITCHED)[number];
+const switched = new Map<SwitchedKernel, tf.KernelConfig>();
+
+/** Registers kernel `name` for the torch backend (on) or removes it (off). */
+export function setTorchKernel(name: SwitchedKernel, on: boolean): void {
+  const config = switched.get(name)!;
+  const registered = tf.getKernel(name, config.backendName) !== undefined;
+  if (on && !registered) tf.registerKernel(config);
+  if (!on && registered) tf.unregisterKernel(name, config.backendName);
+}
+
+/** Registers every kernel of KERNELS for `backendName` (SWITCHED ones off); one the addon lacks is a build mismatch. */
 export function registerTorchKernels(backendName: string, addon: TorchAddon): void {
   const missing = Object.keys(KERNELS).filter((name) => addon.kernelId(name) < 0);
   if (missing.length) throw new Error(`the torch addon lacks kernels ${missing.join(', ')}; rebuild it: npm run install`);
@@ -161,5 +176,9 @@ export function registerTorchKernels(backendName: string, addon: TorchAddon): vo
     // tfjs casts to the dtype a tensor already has (logSoftmax, sigmoid's gradient): no native call.
     Cast: (args) => (args.inputs.x!.dtype === args.attrs!.dtype ? identity(args) : native.Cast!(args)),
   };
-  for (const [kernelName, kernelFunc] of Object.entries(kernels)) tf.registerKernel({ kernelName, backendName, kernelFunc });
+  for (const [kernelName, kernelFunc] of Object.entries(kernels)) {
+    const config = { kernelName, backendName, kernelFunc };
+    if ((SWITCHED as readonly string[]).includes(kernelName)) switched.set(kernelName as SwitchedKernel, config);
+    else tf.registerKernel(config);
+  }
 }
