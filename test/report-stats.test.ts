@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import { resolveRunConfig } from '../src/config/load.ts';
 import { headlineTable } from '../src/report/build.ts';
 import { bestLrTable, pairedAtBestLrTable, pairedTable } from '../src/report/compare.ts';
-import { runFacts, type RunFacts } from '../src/report/facts.ts';
+import { runFacts, settingLabel, type RunFacts } from '../src/report/facts.ts';
 import { gatherRuns } from '../src/report/gather.ts';
 import { mixedCodeWarning, provenanceTable } from '../src/report/provenance.ts';
 import { buildReport, renderReport } from '../src/report/report.ts';
@@ -283,4 +283,8 @@ test('normlab report shows the comparisons in every format, takes --baseline, an
   assert.match(page, /<section id="comparisons">[\s\S]*<h3 id="table-paired-best-lr">[\s\S]*<td>LNS lr=0\.004<\/td>/);
   assert.match(page, /<p class="warning">WARNING: these runs mix code versions/);
   assert.match(page, /<section id="provenance">[\s\S]*<td>cccccccccccc<\/td>/);
+});
+
+test('a setting some runs lack is labelled as absent, not "undefined"', () => {
+  assert.equal(settingLabel({ 'data.source': undefined, 'train.lr': 0.002 }), 'source=— lr=0.002');
 });

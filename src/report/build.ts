@@ -1,7 +1,7 @@
 // The report's tables from the runs' facts: the headline (Mix-LN's Table 1
 // shape), per-block gradient norms and output variance, the depth profile that
 // condenses them, and the list of runs.
-import { mean, orderedGroups, orderedSizes, std, type LayerProfile, type RunFacts, type Size } from './facts.ts';
+import { mean, mixedTokenizerWarning, orderedGroups, orderedSizes, std, type LayerProfile, type RunFacts, type Size } from './facts.ts';
 import { codeVersion, mixedCodeWarning } from './provenance.ts';
 import { extent } from './reduce.ts';
 import type { Cell, Stat, Table } from './tables.ts';
@@ -12,7 +12,7 @@ export function headlineTable(facts: RunFacts[]): Table {
   return {
     id: 'headline',
     title: 'Final validation perplexity (mean ± std over seeds; lower is better)',
-    note: ['Diverged runs are counted, not averaged in; unfinished runs (pending, running, stopped, failed) likewise.', mixedCodeWarning(facts)].filter(Boolean).join(' '),
+    note: ['Diverged runs are counted, not averaged in; unfinished runs (pending, running, stopped, failed) likewise.', mixedTokenizerWarning(facts), mixedCodeWarning(facts)].filter(Boolean).join(' '),
     columns: ['strategy', ...sizes.map((s) => s.label)],
     rows: orderedGroups(facts).map((group) => [group, ...sizes.map((size) => perplexityStat(cell(facts, group, size)))]),
   };

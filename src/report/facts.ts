@@ -117,9 +117,10 @@ function runFactsOf(g: GatheredRun, size: Size, extras: string[], analyses: Anal
   };
 }
 
-/** Settings as a row label shows them, e.g. `lr=0.002 mix_alpha=0.25`, leaving out the `omit` keys. */
+/** Settings as a row label shows them, e.g. `lr=0.002 mix_alpha=0.25`, leaving out the `omit` keys; a key a run lacks shows as `—`. */
 export function settingLabel(settings: Record<string, unknown>, omit: string[] = []): string {
-  return Object.entries(settings).filter(([k]) => !omit.includes(k)).map(([k, v]) => `${k.split('.').at(-1)}=${JSON.stringify(v)}`).join(' ');
+  return Object.entries(settings).filter(([k]) => !omit.includes(k))
+    .map(([k, v]) => `${k.split('.').at(-1)}=${v === undefined ? '—' : JSON.stringify(v)}`).join(' ');
 }
 
 export function strategyLabel(strategy: string): string {
@@ -201,6 +202,14 @@ export function orderedSizes(facts: RunFacts[]): Size[] {
 export function backendLabel(record: { backend: string; versions: Record<string, string> }): string {
   const precision = record.versions.precision;
   return precision ? `${record.backend} ${precision}` : record.backend;
+}
+
+/** A warning when the runs' perplexities are per tokens of different tokenizers, else undefined. */
+export function mixedTokenizerWarning(facts: RunFacts[]): string | undefined {
+  const tokenizers = [...new Set(facts.map((f) => f.tokenizer))];
+  return tokenizers.length > 1
+    ? `WARNING: these runs used different tokenizers (${tokenizers.join('; ')}): perplexities are per token of each, so the val ppl column mixes incomparable numbers.`
+    : undefined;
 }
 
 /** The run's tokenizer as recorded at its start (older runs: the config's name); LLaMA's and GPT-2's vocabularies are marked. */

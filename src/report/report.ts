@@ -11,7 +11,7 @@ import { analysisFigures } from './analysis-figures.ts';
 import { analysisTables } from './analysis-tables.ts';
 import { depthProfileRunsTable, depthProfileTable, headlineTable, layerTables, runsTable } from './build.ts';
 import { bestLrTable, DEFAULT_BASELINE, pairedAtBestLrTable, pairedTable } from './compare.ts';
-import type { RunFacts } from './facts.ts';
+import { mixedTokenizerWarning, type RunFacts } from './facts.ts';
 import { figures as makeFigures, type Figure } from './figures.ts';
 import { svgToPng } from './png.ts';
 import { dirtyWarning, mixedCodeWarning, provenanceTable } from './provenance.ts';
@@ -53,10 +53,7 @@ export function buildReport(facts: RunFacts[], title: string, smoothing = LOSS_S
   const backends = [...new Set(facts.map((f) => f.backend))].join(', ');
   const analysed = facts.filter((f) => hasAnalyses(f.analyses)).length;
   const tokenizers = [...new Set(facts.map((f) => f.tokenizer))];
-  const mixedTokenizers = tokenizers.length > 1
-    ? `WARNING: these runs used different tokenizers (${tokenizers.join('; ')}): perplexities are per token of each, so the val ppl column mixes incomparable numbers.`
-    : undefined;
-  const warnings = [mixedTokenizers, mixedCodeWarning(facts), dirtyWarning(facts)].filter((w) => w !== undefined);
+  const warnings = [mixedTokenizerWarning(facts), mixedCodeWarning(facts), dirtyWarning(facts)].filter((w) => w !== undefined);
   return {
     title,
     summary: `${facts.length} runs (${[...counts].map(([s, n]) => `${n} ${s}`).join(', ')}); backend ${backends}; tokenizer ${tokenizers.join('; ')}.${analysed ? ` Layer analyses of ${analysed} of them.` : ''}${warnings.map((w) => ` ${w}`).join('')}`,
