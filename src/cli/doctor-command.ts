@@ -6,7 +6,7 @@ import type { SetExitCode } from './main.ts';
 export function registerDoctor(program: Command, setExitCode: SetExitCode): void {
   program
     .command('doctor')
-    .description('which backends load here, their versions and matMul GFLOP/s, the CUDA libraries and GPU a GPU backend needs')
+    .description('which backends load here, their versions and matMul GFLOP/s, the CUDA libraries and GPU a GPU backend needs, and which named tokenizers (t5) are found')
     .option('--json', 'print one JSON object')
     .action(async (flags: { json?: boolean }) => {
       const { doctorCommand } = await import('./doctor.ts');
