@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -20,6 +21,9 @@ function c4Documents(n: number, tag = 'doc'): { text: string; timestamp: string;
     url: `https://example.com/${i}`,
   }));
 }
+
+/** The split rule's word of a document: the first 32 bits of the sha1 of its UTF-8 text. */
+const sha1Word = (text: string) => createHash('sha1').update(text).digest().readUInt32BE(0);
 
 const jsonLines = (records: object[]) => records.map((r) => JSON.stringify(r)).join('\n') + '\n';
 
@@ -63,10 +67,10 @@ test('a C4-layout .json.gz prepares into shards that decode back to its document
     assert.equal(meta.dtype, tokenizer === 'byte' ? 'uint8' : 'uint16', 'byte tokens take a byte each');
     assert.deepEqual(meta.sources, [{ source: file, bytes: statSync(file).size, mtimeMs: statSync(file).mtimeMs, sha256: meta.sources[0].sha256 }]);
     assert.match(meta.sources[0].sha256, /^[0-9a-f]{64}$/);
-    const isVal = (i: number) => hash32(3, i) / 2 ** 32 < 0.25;
+    const isVal = (text: string) => hash32(3, sha1Word(text)) / 2 ** 32 < 0.25;
     const { train, val } = openDataset(out);
-    assert.deepEqual(await decodeSplit(train, tokenizer), docs.filter((_, i) => !isVal(i)).map((d) => d.text), tokenizer);
-    assert.deepEqual(await decodeSplit(val, tokenizer), docs.filter((_, i) => isVal(i)).map((d) => d.text), tokenizer);
+    assert.deepEqual(await decodeSplit(train, tokenizer), docs.map((d) => d.text).filter((t) => !isVal(t)), tokenizer);
+    assert.deepEqual(await decodeSplit(val, tokenizer), docs.map((d) => d.text).filter(isVal), tokenizer);
     assert.equal(meta.train.documents + meta.val.documents, 80);
     assert.deepEqual(readdirSync(dir).filter((n) => n.includes('.partial-')), [], 'no temporary folder left');
   }
@@ -307,4 +311,25 @@ test('validation sources: exact copies of training documents are dropped, counte
   assert.equal(both.code, 2);
   assert.match(both.stderr, /named as both a training source \(data\.source\) and a validation source/);
   assert.equal(existsSync(join(dir, 'both')), false);
+});
+
+test('the hash split goes by text: copies of a document never straddle train and validation', async () => {
+  const dir = tempDir();
+  const unique = c4Documents(60, 'page');
+  // Each page 1–4 times, copies scattered over two files (a crawl repeats pages, with other urls).
+  const copies = unique.flatMap((d, i) => Array.from({ length: 1 + (i % 4) }, (_, k) => ({ ...d, url: `${d.url}?copy=${k}` })));
+  const order = copies.map((_, i) => i).sort((a, b) => hash32(7, a) - hash32(7, b)).map((i) => copies[i]);
+  const half = order.length >> 1;
+  const files = [writeGz(dir, 'a.json.gz', order.slice(0, half)), writeGz(dir, 'b.json.gz', order.slice(half))];
+  const byIndex = new Set(order.map((d, i) => `${d.text}\0${hash32(0, i) / 2 ** 32 < 0.3}`));
+  assert.ok(unique.some((d) => byIndex.has(`${d.text}\0true`) && byIndex.has(`${d.text}\0false`)), 'a split by position would straddle');
+
+  const { dir: out, meta } = await prepare({ sources: files, out: join(dir, 'ds'), valFraction: 0.3 });
+  const { train, val } = openDataset(out);
+  const [trainTexts, valTexts] = [await decodeSplit(train, 'byte'), await decodeSplit(val, 'byte')];
+  const inTrain = new Set(trainTexts);
+  assert.deepEqual(valTexts.filter((t) => inTrain.has(t)), [], 'no validation document equals a training document');
+  assert.deepEqual([...trainTexts, ...valTexts].sort(), order.map((d) => d.text).sort(), 'every copy kept, on one side');
+  assert.ok(valTexts.length > 0 && new Set(valTexts).size < valTexts.length, 'validation holds copies of its own pages');
+  assert.match(meta.split.rule, /sha1 of its UTF-8 text.*exact copies share a split/);
 });

@@ -5,6 +5,8 @@ import * as tf from '@tensorflow/tfjs';
 import { cudaAdvice } from '../backend/cuda.ts';
 import { type BackendReport, type Diagnosis, diagnose } from '../backend/doctor.ts';
 import { matMulRate } from '../bench/bench.ts';
+import { type NamedTokenizerFinding, namedTokenizers } from '../data/hf.ts';
+import { TOKENIZER_NAMES } from '../data/tokenizers.ts';
 import type { SetExitCode } from './main.ts';
 
 function backendLines(b: BackendReport): string[] {
@@ -16,7 +18,25 @@ function backendLines(b: BackendReport): string[] {
   return lines;
 }
 
-function describe(d: Diagnosis): string[] {
+/** The tokenizers a config can name: the built-in ones, and each named file found here (path, sha256 prefix) or where to put it. */
+export function tokenizerLines(found: NamedTokenizerFinding[]): string[] {
+  const named = found.map((t) => {
+    const head = `  ${t.name.padEnd(19)}`;
+    if (!t.path) {
+      return `${head}not found: put tokenizer.json at ${t.putAt!.join(' or ')} (looked in ${t.looked!.join(', ')}); ` +
+        `on a machine with network access: ${t.download}`;
+    }
+    const what = t.problem ? `cannot be used: ${t.problem}` : `${t.vocabSize!.toLocaleString('en')} ids`;
+    return `${head}${t.path} (sha256 ${t.sha256!.slice(0, 12)}; ${what})`;
+  });
+  return [
+    'tokenizers (data.tokenizer; a tokenizer.json path works too; normlab never downloads)',
+    `  ${TOKENIZER_NAMES.join(', ').padEnd(19)}built in`,
+    ...named,
+  ];
+}
+
+function describe(d: Diagnosis, tokenizers: NamedTokenizerFinding[]): string[] {
   const { gpu } = d;
   const missing = d.cudaLibraries.filter((l) => !l.path);
   const libraryLines = d.cudaLibraries.map((l) => {
@@ -40,6 +60,8 @@ function describe(d: Diagnosis): string[] {
     ...libraryLines,
     ...(missing.length > 0 ? [`  to get them: ${cudaAdvice(missing)}`] : []),
     '',
+    ...tokenizerLines(tokenizers),
+    '',
     d.gpuSummary,
   ];
 }
@@ -47,11 +69,12 @@ function describe(d: Diagnosis): string[] {
 export function registerDoctor(program: Command, setExitCode: SetExitCode): void {
   program
     .command('doctor')
-    .description('which backends load here, their versions and matMul GFLOP/s, the CUDA libraries and GPU a GPU backend needs')
+    .description('which backends load here, their versions and matMul GFLOP/s, the CUDA libraries and GPU a GPU backend needs, and which named tokenizers (t5) are found')
     .option('--json', 'print one JSON object')
     .action(async (flags: { json?: boolean }) => {
       const diagnosis = await diagnose(matMulRate);
-      console.log(flags.json ? JSON.stringify(diagnosis) : describe(diagnosis).join('\n'));
+      const tokenizers = namedTokenizers();
+      console.log(flags.json ? JSON.stringify({ ...diagnosis, tokenizers }) : describe(diagnosis, tokenizers).join('\n'));
       if (!diagnosis.backends.some((b) => b.loads)) setExitCode(1);
     });
 }

@@ -13,6 +13,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { DataError } from './errors.ts';
+import { hash32 } from './rng.ts';
 
 /** Bump when the layout or meaning changes, so old datasets are prepared again, not misread. */
 export const FORMAT = 'normlab-tokens/3';
@@ -71,7 +72,12 @@ export interface DatasetMeta {
 export const rowEnds = (meta: DatasetMeta) => ({ pad: meta.pad, ...(meta.appendsEnd && { keepEnd: meta.eot }) });
 
 export const SOURCE_SPLIT_RULE = 'training sources are train; validation sources are val, less documents whose text equals a training document\'s';
-export const SPLIT_RULE = 'document i (0-based, in source order) is validation iff hash32(seed, i) / 2^32 < valFraction';
+export const SPLIT_RULE = 'a document is validation iff hash32(seed, the first 32 bits of the sha1 of its UTF-8 text) / 2^32 < valFraction, so exact copies share a split';
+
+/** The hash split by content (SPLIT_RULE): a document and its exact copies land on the same side, so no validation document is also a training one. */
+export function hashSplitOf(sha1Hex: string, seed: number, valFraction: number): Split {
+  return hash32(seed, Number.parseInt(sha1Hex.slice(0, 8), 16)) / 2 ** 32 < valFraction ? 'val' : 'train';
+}
 
 export const bytesPerToken = (dtype: Dtype) => ({ uint8: 1, uint16: 2, uint32: 4 })[dtype];
 export const dtypeFor = (vocabSize: number): Dtype => (vocabSize <= 2 ** 8 ? 'uint8' : vocabSize <= 2 ** 16 ? 'uint16' : 'uint32');

@@ -49,6 +49,41 @@ export function findNamed(name: string, env = process.env): string | undefined {
   return namedCandidates(name, env).find((f) => existsSync(f) && statSync(f).isFile());
 }
 
+/** What `normlab doctor` says of a named tokenizer: the file it resolves to and its sha256, why it does not load, or where to put it. */
+export interface NamedTokenizerFinding {
+  name: string;
+  path?: string;
+  sha256?: string;
+  vocabSize?: number;
+  /** Found but unusable: the error a run naming it would stop with. */
+  problem?: string;
+  /** Not found: the places searched, where to put the file, and the command that gets it. */
+  looked?: string[];
+  putAt?: string[];
+  download?: string;
+}
+
+/** Where a named tokenizer's file may be put: $NORMLAB_TOKENIZERS/<name>/, or a snapshot folder in the Hugging Face cache. */
+function placesFor(name: string, env: NodeJS.ProcessEnv): string[] {
+  const named = NAMED_TOKENIZERS[name];
+  const own = (env.NORMLAB_TOKENIZERS ?? '').split(':').find((d) => d !== '') ?? '$NORMLAB_TOKENIZERS';
+  return [join(own, named.folders[0], 'tokenizer.json'), join(hubCache(env), named.repos[0], 'snapshots', '<any>', 'tokenizer.json')];
+}
+
+/** Every named tokenizer, looked up as a run would look it up (nothing is downloaded). */
+export function namedTokenizers(env = process.env): NamedTokenizerFinding[] {
+  return Object.entries(NAMED_TOKENIZERS).map(([name, named]) => {
+    const path = findNamed(name, env);
+    if (!path) return { name, looked: namedCandidates(name, env), putAt: placesFor(name, env), download: named.download };
+    const sha256 = createHash('sha256').update(readFileSync(path)).digest('hex');
+    try {
+      return { name, path, sha256, vocabSize: openFile(path).getVocabSize(true) };
+    } catch (e) {
+      return { name, path, sha256, problem: (e as Error).message };
+    }
+  });
+}
+
 function missingNamed(name: string): DataError {
   const named = NAMED_TOKENIZERS[name];
   return new DataError(

@@ -7,11 +7,10 @@ import { createHash } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { ChunkResult } from './chunk.ts';
-import { type DatasetMeta, dtypeFor, FORMAT, isPreparedDataset, readMeta, type SourceRecord, SOURCE_SPLIT_RULE, SPLIT_RULE, type Split } from './dataset.ts';
+import { type DatasetMeta, dtypeFor, FORMAT, hashSplitOf, isPreparedDataset, readMeta, type SourceRecord, SOURCE_SPLIT_RULE, SPLIT_RULE, type Split } from './dataset.ts';
 import { DataError } from './errors.ts';
 import { defaultWorkers, startPool, type TokenizerPool } from './pool.ts';
 import { type ReadProgress, readChunks } from './read.ts';
-import { hash32 } from './rng.ts';
 import { resolveSources, type SourceEntry } from './sources.ts';
 import { tokenText } from './hf.ts';
 import { type AnyTokenizerInfo, tokenizerInfo } from './tokenizers.ts';
@@ -125,7 +124,8 @@ function checkInputs(opts: PrepareOptions, info: AnyTokenizerInfo): Inputs {
 
 /** sha256 of everything the tokens depend on but the sources' content (checked separately, by size, time and hash). */
 export function inputKey(entries: SourceEntry[], inputs: Inputs, valEntries: SourceEntry[] = []): string {
-  const identity = { FORMAT, sources: entries.map((e) => e.id), ...(valEntries.length > 0 && { valSources: valEntries.map((e) => e.id) }), ...inputs };
+  const split = valEntries.length > 0 ? { valSources: valEntries.map((e) => e.id) } : { splitRule: SPLIT_RULE };
+  const identity = { FORMAT, sources: entries.map((e) => e.id), ...split, ...inputs };
   return createHash('sha256').update(JSON.stringify(identity)).digest('hex');
 }
 
@@ -170,11 +170,12 @@ interface BuildContext {
 }
 
 /**
- * Hash split: document i goes by hash32(seed, i). With validation sources:
- * they are read first for their documents' hashes, the training sources are
- * written to train noting which of those hashes they hold, then the validation
- * sources are read again and written to val without the documents training
- * also holds (C4-like crawls repeat pages).
+ * Hash split: each document goes by a hash of its text (SPLIT_RULE), so the
+ * copies of a page that C4-like crawls repeat never straddle train and
+ * validation. With validation sources: they are read first for their
+ * documents' hashes, the training sources are written to train noting which
+ * of those hashes they hold, then the validation sources are read again and
+ * written to val without the documents training also holds.
  */
 async function build(
   dir: string, entries: SourceEntry[], valEntries: SourceEntry[], inputs: Inputs, info: AnyTokenizerInfo, key: string, workers: number, ctx: BuildContext,
@@ -211,27 +212,26 @@ async function build(
     });
   };
 
-  const pool = await startPool({ ...inputs, tokenizer: info, hashDocuments: valEntries.length > 0 }, workers);
+  const pool = await startPool({ ...inputs, tokenizer: info }, workers);
   const progress = { onBytes: (n: number) => { tally.sourceBytes += n; }, onSource: (r: SourceRecord) => { sources.push(r); } };
   const quiet = { onBytes: progress.onBytes, onSource: () => {} };
   try {
     if (valEntries.length === 0) {
-      let i = 0;
       await stream(pool, entries, progress, ctx, (source, r) => {
-        writeDocs(r, () => (hash32(inputs.splitSeed, i++) / 2 ** 32 < inputs.valFraction ? 'val' : 'train'));
+        writeDocs(r, (d) => hashSplitOf(r.hashes[d], inputs.splitSeed, inputs.valFraction));
         counted(source, r);
       });
     } else {
       const valHashes = new Set<string>();
-      await stream(pool, valEntries, quiet, ctx, (_, r) => { for (const h of r.hashes!) valHashes.add(h); });
+      await stream(pool, valEntries, quiet, ctx, (_, r) => { for (const h of r.hashes) valHashes.add(h); });
       const inTrain = new Set<string>();
       await stream(pool, entries, progress, ctx, (source, r) => {
-        for (const h of r.hashes!) if (valHashes.has(h)) inTrain.add(h);
+        for (const h of r.hashes) if (valHashes.has(h)) inTrain.add(h);
         writeDocs(r, () => 'train');
         counted(source, r);
       });
       await stream(pool, valEntries, progress, ctx, (source, r) => {
-        writeDocs(r, (d) => (inTrain.has(r.hashes![d]) ? (tally.duplicates++, null) : 'val'));
+        writeDocs(r, (d) => (inTrain.has(r.hashes[d]) ? (tally.duplicates++, null) : 'val'));
         counted(source, r);
       });
     }
