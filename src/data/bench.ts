@@ -65,7 +65,8 @@ export interface DataBenchOptions {
 
 export interface DataBenchReport {
   machine: { cpus: number; node: string };
-  tokenize: { tokenizer: string; workers: number; textMiB: number; seconds: number; textMiBPerS: number; tokensPerS: number; documentsPerS: number }[];
+  /** cpuSeconds: the process's CPU time (every thread), whose rate holds up on a loaded machine where wall time does not. */
+  tokenize: { tokenizer: string; workers: number; textMiB: number; seconds: number; cpuSeconds: number; textMiBPerS: number; tokensPerS: number; tokensPerCpuS: number; documentsPerS: number }[];
   batching: { mode: Batching; tokenizer: string; batchSize: number; seqLen: number; batchesPerS: number; tokensPerS: number }[];
   large?: { tokenizer: string; textGiB: number; fileGiB: number; seconds: number; textMiBPerS: number; tokens: number; peakRssMiB: number; workers: number };
 }
@@ -77,15 +78,19 @@ export async function benchData(opts: DataBenchOptions): Promise<DataBenchReport
   const written = await writeSyntheticC4(sample, opts.sampleMiB * MiB);
   opts.log(`sample: ${(written.textBytes / MiB).toFixed(1)} MiB of text in ${written.documents} documents (${(written.fileBytes / MiB).toFixed(1)} MiB gzipped)`);
   for (const [i, tokenizer] of [...TOKENIZER_NAMES, ...opts.fileTokenizers].entries()) {
+    const cpu = process.cpuUsage();
     const r = await prepareDataset({ sources: [sample], tokenizer, out: join(opts.dir, `sample-${i < TOKENIZER_NAMES.length ? tokenizer : `file${i}`}`), workers: opts.workers, force: true });
+    const used = process.cpuUsage(cpu);
+    const cpuSeconds = (used.user + used.system) / 1e6;
     const tokens = r.meta.train.tokens + r.meta.val.tokens;
     const documents = r.meta.train.documents + r.meta.val.documents;
     const row = {
-      tokenizer, workers: opts.workers, textMiB: written.textBytes / MiB, seconds: r.seconds,
-      textMiBPerS: written.textBytes / MiB / r.seconds, tokensPerS: tokens / r.seconds, documentsPerS: documents / r.seconds,
+      tokenizer, workers: opts.workers, textMiB: written.textBytes / MiB, seconds: r.seconds, cpuSeconds,
+      textMiBPerS: written.textBytes / MiB / r.seconds, tokensPerS: tokens / r.seconds, tokensPerCpuS: tokens / cpuSeconds, documentsPerS: documents / r.seconds,
     };
     report.tokenize.push(row);
-    opts.log(`tokenize ${tokenizer}: ${row.textMiBPerS.toFixed(2)} MiB/s of text, ${Math.round(row.tokensPerS).toLocaleString('en')} tokens/s, ${Math.round(row.documentsPerS).toLocaleString('en')} documents/s (${opts.workers} workers)`);
+    opts.log(`tokenize ${tokenizer}: ${row.textMiBPerS.toFixed(2)} MiB/s of text, ${Math.round(row.tokensPerS).toLocaleString('en')} tokens/s, ${Math.round(row.documentsPerS).toLocaleString('en')} documents/s (${opts.workers} workers); ` +
+      `${Math.round(row.tokensPerCpuS).toLocaleString('en')} tokens per CPU-second`);
   }
   for (const mode of ['packed', 'truncate'] as const) {
     const row = measureBatching(join(opts.dir, 'sample-gpt2'), mode, opts.batchSize, opts.seqLen);
