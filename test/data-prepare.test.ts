@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -21,9 +20,6 @@ function c4Documents(n: number, tag = 'doc'): { text: string; timestamp: string;
     url: `https://example.com/${i}`,
   }));
 }
-
-/** The split rule's word of a document: the first 32 bits of the sha1 of its UTF-8 text. */
-const sha1Word = (text: string) => createHash('sha1').update(text).digest().readUInt32BE(0);
 
 const jsonLines = (records: object[]) => records.map((r) => JSON.stringify(r)).join('\n') + '\n';
 
@@ -67,10 +63,10 @@ test('a C4-layout .json.gz prepares into shards that decode back to its document
     assert.equal(meta.dtype, tokenizer === 'byte' ? 'uint8' : 'uint16', 'byte tokens take a byte each');
     assert.deepEqual(meta.sources, [{ source: file, bytes: statSync(file).size, mtimeMs: statSync(file).mtimeMs, sha256: meta.sources[0].sha256 }]);
     assert.match(meta.sources[0].sha256, /^[0-9a-f]{64}$/);
-    const isVal = (text: string) => hash32(3, sha1Word(text)) / 2 ** 32 < 0.25;
+    const isVal = (i: number) => hash32(3, i) / 2 ** 32 < 0.25;
     const { train, val } = openDataset(out);
-    assert.deepEqual(await decodeSplit(train, tokenizer), docs.map((d) => d.text).filter((t) => !isVal(t)), tokenizer);
-    assert.deepEqual(await decodeSplit(val, tokenizer), docs.map((d) => d.text).filter(isVal), tokenizer);
+    assert.deepEqual(await decodeSplit(train, tokenizer), docs.filter((_, i) => !isVal(i)).map((d) => d.text), tokenizer);
+    assert.deepEqual(await decodeSplit(val, tokenizer), docs.filter((_, i) => isVal(i)).map((d) => d.text), tokenizer);
     assert.equal(meta.train.documents + meta.val.documents, 80);
     assert.deepEqual(readdirSync(dir).filter((n) => n.includes('.partial-')), [], 'no temporary folder left');
   }
@@ -313,7 +309,7 @@ test('validation sources: exact copies of training documents are dropped, counte
   assert.equal(existsSync(join(dir, 'both')), false);
 });
 
-test('the hash split goes by text: copies of a document never straddle train and validation', async () => {
+test('the hash split drops validation documents a training document has the text of, counts them in meta.json and prints it', async () => {
   const dir = tempDir();
   const unique = c4Documents(60, 'page');
   // Each page 1–4 times, copies scattered over two files (a crawl repeats pages, with other urls).
@@ -321,15 +317,39 @@ test('the hash split goes by text: copies of a document never straddle train and
   const order = copies.map((_, i) => i).sort((a, b) => hash32(7, a) - hash32(7, b)).map((i) => copies[i]);
   const half = order.length >> 1;
   const files = [writeGz(dir, 'a.json.gz', order.slice(0, half)), writeGz(dir, 'b.json.gz', order.slice(half))];
-  const byIndex = new Set(order.map((d, i) => `${d.text}\0${hash32(0, i) / 2 ** 32 < 0.3}`));
-  assert.ok(unique.some((d) => byIndex.has(`${d.text}\0true`) && byIndex.has(`${d.text}\0false`)), 'a split by position would straddle');
-
-  const { dir: out, meta } = await prepare({ sources: files, out: join(dir, 'ds'), valFraction: 0.3 });
-  const { train, val } = openDataset(out);
-  const [trainTexts, valTexts] = [await decodeSplit(train, 'byte'), await decodeSplit(val, 'byte')];
+  // The positional rule (seed 0, val_fraction 0.3), then the copies of training documents out of validation.
+  const isVal = (i: number) => hash32(0, i) / 2 ** 32 < 0.3;
+  const trainTexts = order.filter((_, i) => !isVal(i)).map((d) => d.text);
   const inTrain = new Set(trainTexts);
-  assert.deepEqual(valTexts.filter((t) => inTrain.has(t)), [], 'no validation document equals a training document');
-  assert.deepEqual([...trainTexts, ...valTexts].sort(), order.map((d) => d.text).sort(), 'every copy kept, on one side');
-  assert.ok(valTexts.length > 0 && new Set(valTexts).size < valTexts.length, 'validation holds copies of its own pages');
-  assert.match(meta.split.rule, /sha1 of its UTF-8 text.*exact copies share a split/);
+  const candidates = order.filter((_, i) => isVal(i)).map((d) => d.text);
+  const kept = candidates.filter((t) => !inTrain.has(t));
+  const dropped = candidates.length - kept.length;
+  assert.ok(dropped > 0 && kept.length > 0, 'the fixture puts copies of training pages into validation, and keeps some');
+  assert.ok(kept.length > new Set(kept).size, 'and copies of a page only validation holds, which stay');
+
+  const r = runCli(['data', 'prepare', ...files, '--tokenizer', 'byte', '--val-fraction', '0.3', '--workers', '0', '--out', join(dir, 'ds')]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, new RegExp(`val {3}${kept.length} documents, [\\d,]+ tokens \\(val_fraction 0\\.3, split_seed 0\\); ${dropped} exact copies of training documents dropped`));
+  const { meta, train, val } = openDataset(join(dir, 'ds'));
+  assert.equal(meta.split.duplicatesDropped, dropped);
+  assert.deepEqual(await decodeSplit(train, 'byte'), trainTexts, 'no training document dropped, in source order');
+  assert.deepEqual(await decodeSplit(val, 'byte'), kept, 'validation in source order, no document equal to a training one');
+  assert.deepEqual(readdirSync(join(dir, 'ds')).filter((f) => !/^(meta\.json|(train|val)(-\d{5}\.bin|\.idx))$/.test(f)), [], 'nothing but the dataset left');
+
+  const json = runCli(['data', 'prepare', ...files, '--tokenizer', 'byte', '--val-fraction', '0.3', '--out', join(dir, 'ds'), '--json']);
+  assert.equal(JSON.parse(json.stdout).duplicatesDropped, dropped);
+
+  // Small shards: the validation split is rewritten across several, cut where a fresh write would cut them.
+  const small = await prepare({ sources: files, out: join(dir, 'small'), valFraction: 0.3, shardTokens: 150 });
+  assert.ok(small.meta.val.shards.length > 2, `${small.meta.val.tokens} tokens in ${small.meta.val.shards.length} shards`);
+  assert.equal(small.meta.split.duplicatesDropped, dropped);
+  assert.deepEqual(await decodeSplit(openDataset(small.dir).val, 'byte'), kept);
+});
+
+test('a hash split whose validation documents all have copies in training is refused, naming why', async () => {
+  const dir = tempDir();
+  const page = c4Documents(1, 'page')[0];
+  const file = writeGz(dir, 'same.json.gz', Array.from({ length: 40 }, (_, k) => ({ ...page, url: `${page.url}?${k}` })));
+  await refused(prepare({ sources: [file], out: join(dir, 'ds') }), /every validation document is also a training document \(\d+ dropped as duplicates\)/, /--val-fraction/);
+  assert.equal(existsSync(join(dir, 'ds')), false);
 });

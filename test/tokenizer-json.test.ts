@@ -1,7 +1,6 @@
 // Hugging Face tokenizer.json through the `tokenizers` library: SentencePiece
 // agreement, the papers' T5 rows, GPT-2 rebuilt as a file, and the errors.
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -60,7 +59,7 @@ test('T5-style truncate rows are the first seq_len pieces, </s>, then pads; the 
   const all = [...texts, hand];
   const raw = await rawIds(TOKENIZER, all);
   assert.equal(meta.maxId, Math.max(...raw.flat(), 1));
-  const valDocs = all.map((_, i) => i).filter((i) => hash32(0, createHash('sha1').update(all[i]).digest().readUInt32BE(0)) / 2 ** 32 < 0.5);
+  const valDocs = all.map((_, i) => i).filter((i) => hash32(0, i) / 2 ** 32 < 0.5);
   const rows = validationBatches('truncate', val, 1, T, valDocs.length, rowEnds(meta));
   valDocs.forEach((d, k) => {
     const pieces = raw[d].slice(0, T);

@@ -24,7 +24,7 @@ export interface ChunkResult {
   maxId: number;
   /** UTF-8 bytes of the documents' text (what throughput is measured in). */
   textBytes: number;
-  /** Each document's text hash (hex sha1), in order: what the split and the duplicate check go by. */
+  /** Each document's text hash (base64 sha1), in order: what exact copies between train and validation are found by. */
   hashes: string[];
   emptyDocuments: number;
   badLines: number;
@@ -59,7 +59,7 @@ export async function tokenizeChunk(chunk: Chunk, tok: BatchTokenizer, opts: Chu
     if (doc === null) bad(`${labels[i]}: ${errors[i]}`);
     else {
       docs.push(doc);
-      hashes.push(createHash('sha1').update(batch[i]).digest('hex'));
+      hashes.push(createHash('sha1').update(batch[i]).digest('base64'));
     }
   });
   return { ...concatenate(docs, tok.info), ...result, hashes };
