@@ -308,3 +308,48 @@ test('validation sources: exact copies of training documents are dropped, counte
   assert.match(both.stderr, /named as both a training source \(data\.source\) and a validation source/);
   assert.equal(existsSync(join(dir, 'both')), false);
 });
+
+test('the hash split drops validation documents a training document has the text of, counts them in meta.json and prints it', async () => {
+  const dir = tempDir();
+  const unique = c4Documents(60, 'page');
+  // Each page 1–4 times, copies scattered over two files (a crawl repeats pages, with other urls).
+  const copies = unique.flatMap((d, i) => Array.from({ length: 1 + (i % 4) }, (_, k) => ({ ...d, url: `${d.url}?copy=${k}` })));
+  const order = copies.map((_, i) => i).sort((a, b) => hash32(7, a) - hash32(7, b)).map((i) => copies[i]);
+  const half = order.length >> 1;
+  const files = [writeGz(dir, 'a.json.gz', order.slice(0, half)), writeGz(dir, 'b.json.gz', order.slice(half))];
+  // The positional rule (seed 0, val_fraction 0.3), then the copies of training documents out of validation.
+  const isVal = (i: number) => hash32(0, i) / 2 ** 32 < 0.3;
+  const trainTexts = order.filter((_, i) => !isVal(i)).map((d) => d.text);
+  const inTrain = new Set(trainTexts);
+  const candidates = order.filter((_, i) => isVal(i)).map((d) => d.text);
+  const kept = candidates.filter((t) => !inTrain.has(t));
+  const dropped = candidates.length - kept.length;
+  assert.ok(dropped > 0 && kept.length > 0, 'the fixture puts copies of training pages into validation, and keeps some');
+  assert.ok(kept.length > new Set(kept).size, 'and copies of a page only validation holds, which stay');
+
+  const r = runCli(['data', 'prepare', ...files, '--tokenizer', 'byte', '--val-fraction', '0.3', '--workers', '0', '--out', join(dir, 'ds')]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, new RegExp(`val {3}${kept.length} documents, [\\d,]+ tokens \\(val_fraction 0\\.3, split_seed 0\\); ${dropped} exact copies of training documents dropped`));
+  const { meta, train, val } = openDataset(join(dir, 'ds'));
+  assert.equal(meta.split.duplicatesDropped, dropped);
+  assert.deepEqual(await decodeSplit(train, 'byte'), trainTexts, 'no training document dropped, in source order');
+  assert.deepEqual(await decodeSplit(val, 'byte'), kept, 'validation in source order, no document equal to a training one');
+  assert.deepEqual(readdirSync(join(dir, 'ds')).filter((f) => !/^(meta\.json|(train|val)(-\d{5}\.bin|\.idx))$/.test(f)), [], 'nothing but the dataset left');
+
+  const json = runCli(['data', 'prepare', ...files, '--tokenizer', 'byte', '--val-fraction', '0.3', '--out', join(dir, 'ds'), '--json']);
+  assert.equal(JSON.parse(json.stdout).duplicatesDropped, dropped);
+
+  // Small shards: the validation split is rewritten across several, cut where a fresh write would cut them.
+  const small = await prepare({ sources: files, out: join(dir, 'small'), valFraction: 0.3, shardTokens: 150 });
+  assert.ok(small.meta.val.shards.length > 2, `${small.meta.val.tokens} tokens in ${small.meta.val.shards.length} shards`);
+  assert.equal(small.meta.split.duplicatesDropped, dropped);
+  assert.deepEqual(await decodeSplit(openDataset(small.dir).val, 'byte'), kept);
+});
+
+test('a hash split whose validation documents all have copies in training is refused, naming why', async () => {
+  const dir = tempDir();
+  const page = c4Documents(1, 'page')[0];
+  const file = writeGz(dir, 'same.json.gz', Array.from({ length: 40 }, (_, k) => ({ ...page, url: `${page.url}?${k}` })));
+  await refused(prepare({ sources: [file], out: join(dir, 'ds') }), /every validation document is also a training document \(\d+ dropped as duplicates\)/, /--val-fraction/);
+  assert.equal(existsSync(join(dir, 'ds')), false);
+});

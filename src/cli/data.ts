@@ -89,7 +89,7 @@ function report(r: PrepareResult, flags: PrepareFlags): void {
       dir: r.dir, reused: r.reused, seconds: r.seconds, workers: r.workers, peakRssMiB,
       sourceBytes: r.meta.sources.reduce((n, s) => n + s.bytes, 0), textBytes: r.meta.textBytes,
       documents: train.documents + val.documents, tokens: train.tokens + val.tokens, skipped: r.meta.skipped,
-      ...(r.meta.split.valSources && { duplicatesDropped: r.meta.split.duplicatesDropped }),
+      ...(r.meta.split.duplicatesDropped !== undefined && { duplicatesDropped: r.meta.split.duplicatesDropped }),
     }));
     return;
   }
@@ -122,7 +122,8 @@ function describe(dir: string, meta: DatasetMeta): string {
     meta.split.valSources
       ? `  val   ${n(val.documents)} documents, ${n(val.tokens)} tokens from ${meta.split.valSources.length} validation source${meta.split.valSources.length === 1 ? '' : 's'}; ` +
         `${n(meta.split.duplicatesDropped ?? 0)} exact copies of training documents dropped`
-      : `  val   ${n(val.documents)} documents, ${n(val.tokens)} tokens (val_fraction ${meta.split.valFraction}, split_seed ${meta.split.seed})`,
+      : `  val   ${n(val.documents)} documents, ${n(val.tokens)} tokens (val_fraction ${meta.split.valFraction}, split_seed ${meta.split.seed})` +
+        (meta.split.duplicatesDropped === undefined ? '' : `; ${n(meta.split.duplicatesDropped)} exact copies of training documents dropped`),
     `  from ${meta.sources.length} source${meta.sources.length === 1 ? '' : 's'}: ${meta.sources.slice(0, 3).map((s) => s.source).join(', ')}${meta.sources.length > 3 ? ', …' : ''}`,
     ...(meta.skipped.badLines + meta.skipped.emptyDocuments > 0
       ? [`  skipped ${n(meta.skipped.badLines)} bad lines and ${n(meta.skipped.emptyDocuments)} empty documents`]

@@ -13,8 +13,6 @@ import type { BatchTokenizer } from './tokenizers.ts';
 export interface ChunkOptions {
   textField: string;
   skipBadLines: boolean;
-  /** Also return each document's text hash (duplicates between train and validation). */
-  hashDocuments?: boolean;
 }
 
 export interface ChunkResult {
@@ -26,8 +24,8 @@ export interface ChunkResult {
   maxId: number;
   /** UTF-8 bytes of the documents' text (what throughput is measured in). */
   textBytes: number;
-  /** With hashDocuments: each document's text hash, in order. */
-  hashes?: string[];
+  /** Each document's text hash (base64 sha1), in order: what exact copies between train and validation are found by. */
+  hashes: string[];
   emptyDocuments: number;
   badLines: number;
   /** The first few bad lines' messages, for the summary. */
@@ -61,10 +59,10 @@ export async function tokenizeChunk(chunk: Chunk, tok: BatchTokenizer, opts: Chu
     if (doc === null) bad(`${labels[i]}: ${errors[i]}`);
     else {
       docs.push(doc);
-      if (opts.hashDocuments) hashes.push(createHash('sha1').update(batch[i]).digest('base64'));
+      hashes.push(createHash('sha1').update(batch[i]).digest('base64'));
     }
   });
-  return { ...concatenate(docs, tok.info), ...result, ...(opts.hashDocuments && { hashes }) };
+  return { ...concatenate(docs, tok.info), ...result, hashes };
 }
 
 type Text = { label: string; text?: string; error?: string };

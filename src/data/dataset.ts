@@ -56,7 +56,7 @@ export interface DatasetMeta {
   dtype: Dtype;
   textField: string;
   sources: SourceRecord[];
-  /** With validation sources: their files, and how many of their documents were dropped as exact copies of training documents. */
+  /** With validation sources: their files. duplicatesDropped: validation documents dropped as exact copies of training documents (absent in datasets of older normlab). */
   split: { rule: string; seed: number; valFraction: number; valSources?: string[]; duplicatesDropped?: number };
   train: SplitRecord;
   val: SplitRecord;
@@ -71,7 +71,7 @@ export interface DatasetMeta {
 export const rowEnds = (meta: DatasetMeta) => ({ pad: meta.pad, ...(meta.appendsEnd && { keepEnd: meta.eot }) });
 
 export const SOURCE_SPLIT_RULE = 'training sources are train; validation sources are val, less documents whose text equals a training document\'s';
-export const SPLIT_RULE = 'document i (0-based, in source order) is validation iff hash32(seed, i) / 2^32 < valFraction';
+export const SPLIT_RULE = 'document i (0-based, in source order) is validation iff hash32(seed, i) / 2^32 < valFraction, less validation documents whose text equals a training document\'s';
 
 export const bytesPerToken = (dtype: Dtype) => ({ uint8: 1, uint16: 2, uint32: 4 })[dtype];
 export const dtypeFor = (vocabSize: number): Dtype => (vocabSize <= 2 ** 8 ? 'uint8' : vocabSize <= 2 ** 16 ? 'uint16' : 'uint32');
@@ -155,7 +155,7 @@ export class SplitReader implements TokenStore {
   private scratch = new Uint8Array(1 << 16);
 
   /** Token ids ≥ vocabLimit (the model's embedding rows) are an error when read. */
-  constructor(dir: string, meta: DatasetMeta, readonly split: Split, private readonly vocabLimit = meta.vocabSize) {
+  constructor(dir: string, meta: Pick<DatasetMeta, Split | 'dtype' | 'vocabSize'>, readonly split: Split, private readonly vocabLimit = meta.vocabSize) {
     let start = 0;
     for (const shard of meta[split].shards) {
       this.shards.push({ path: join(dir, shard.file), start, tokens: shard.tokens });

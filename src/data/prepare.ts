@@ -7,7 +7,10 @@ import { createHash } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { ChunkResult } from './chunk.ts';
-import { type DatasetMeta, dtypeFor, FORMAT, isPreparedDataset, readMeta, type SourceRecord, SOURCE_SPLIT_RULE, SPLIT_RULE, type Split } from './dataset.ts';
+import {
+  type DatasetMeta, type Dtype, dtypeFor, FORMAT, indexName, isPreparedDataset, newTokenArray, readMeta, type SourceRecord, SOURCE_SPLIT_RULE, SPLIT_RULE, type Split,
+  SplitReader, type SplitRecord,
+} from './dataset.ts';
 import { DataError } from './errors.ts';
 import { defaultWorkers, startPool, type TokenizerPool } from './pool.ts';
 import { type ReadProgress, readChunks } from './read.ts';
@@ -15,7 +18,7 @@ import { hash32 } from './rng.ts';
 import { resolveSources, type SourceEntry } from './sources.ts';
 import { tokenText } from './hf.ts';
 import { type AnyTokenizerInfo, tokenizerInfo } from './tokenizers.ts';
-import { SplitWriter, writeFileDurably } from './writer.ts';
+import { SplitWriter, writeAll, writeFileDurably } from './writer.ts';
 
 export interface PrepareOptions {
   /** Corpus names, files, folders, globs (see sources.ts). */
@@ -123,9 +126,15 @@ function checkInputs(opts: PrepareOptions, info: AnyTokenizerInfo): Inputs {
   return inputs;
 }
 
-/** sha256 of everything the tokens depend on but the sources' content (checked separately, by size, time and hash). */
+/**
+ * sha256 of everything the tokens depend on but the sources' content (checked
+ * separately, by size, time and hash). The hash split's rule is in it: datasets
+ * prepared before validation copies of training documents were dropped are
+ * prepared again, not reused as if they had been.
+ */
 export function inputKey(entries: SourceEntry[], inputs: Inputs, valEntries: SourceEntry[] = []): string {
-  const identity = { FORMAT, sources: entries.map((e) => e.id), ...(valEntries.length > 0 && { valSources: valEntries.map((e) => e.id) }), ...inputs };
+  const split = valEntries.length > 0 ? { valSources: valEntries.map((e) => e.id) } : { splitRule: SPLIT_RULE };
+  const identity = { FORMAT, sources: entries.map((e) => e.id), ...split, ...inputs };
   return createHash('sha256').update(JSON.stringify(identity)).digest('hex');
 }
 
@@ -170,11 +179,15 @@ interface BuildContext {
 }
 
 /**
- * Hash split: document i goes by hash32(seed, i). With validation sources:
- * they are read first for their documents' hashes, the training sources are
- * written to train noting which of those hashes they hold, then the validation
- * sources are read again and written to val without the documents training
- * also holds (C4-like crawls repeat pages).
+ * Hash split: document i goes by hash32(seed, i); the validation documents'
+ * text hashes are kept, the training documents' written to a file beside the
+ * shards, and once every document is seen the validation documents a training
+ * document has the text of are dropped (C4-like crawls repeat pages). With
+ * validation sources: they are read first for their documents' hashes, the
+ * training sources are written to train noting which of those hashes they
+ * hold, then the validation sources are read again and written to val
+ * without the documents training also holds. Either way memory grows with the
+ * validation set, not the corpus, and training documents are never dropped.
  */
 async function build(
   dir: string, entries: SourceEntry[], valEntries: SourceEntry[], inputs: Inputs, info: AnyTokenizerInfo, key: string, workers: number, ctx: BuildContext,
@@ -186,7 +199,7 @@ async function build(
   };
   const bytesOf = (list: SourceEntry[]) => list.reduce((n, e) => n + ('bytes' in e ? e.bytes : 0), 0);
   const totalSourceBytes = bytesOf(entries) + 2 * bytesOf(valEntries);
-  const tally = { sourceBytes: 0, textBytes: 0, documents: 0, tokens: 0, maxId: -1, badLines: 0, emptyDocuments: 0, duplicates: 0, badExamples: [] as string[] };
+  const tally = { sourceBytes: 0, textBytes: 0, documents: 0, tokens: 0, maxId: -1, badLines: 0, emptyDocuments: 0, badExamples: [] as string[] };
   const perSource = new Map<string, number>();
   const sources: SourceRecord[] = [];
   const counted = (source: string, r: ChunkResult) => {
@@ -211,27 +224,42 @@ async function build(
     });
   };
 
-  const pool = await startPool({ ...inputs, tokenizer: info, hashDocuments: valEntries.length > 0 }, workers);
+  const pool = await startPool({ ...inputs, tokenizer: info }, workers);
   const progress = { onBytes: (n: number) => { tally.sourceBytes += n; }, onSource: (r: SourceRecord) => { sources.push(r); } };
   const quiet = { onBytes: progress.onBytes, onSource: () => {} };
+  let copies: TrainingCopies;
+  const valHashes: string[] = []; // the hash split's validation documents, in order
   try {
     if (valEntries.length === 0) {
-      let i = 0;
-      await stream(pool, entries, progress, ctx, (source, r) => {
-        writeDocs(r, () => (hash32(inputs.splitSeed, i++) / 2 ** 32 < inputs.valFraction ? 'val' : 'train'));
-        counted(source, r);
-      });
+      const trainHashes = new HashFile(join(dir, 'train-hashes.tmp'));
+      try {
+        let i = 0;
+        await stream(pool, entries, progress, ctx, (source, r) => {
+          const inTrain: string[] = [];
+          writeDocs(r, (d) => {
+            const split = hash32(inputs.splitSeed, i++) / 2 ** 32 < inputs.valFraction ? 'val' : 'train';
+            (split === 'val' ? valHashes : inTrain).push(r.hashes[d]);
+            return split;
+          });
+          trainHashes.append(inTrain);
+          counted(source, r);
+        });
+        copies = new TrainingCopies(new Set(valHashes));
+        copies.note(trainHashes.readAndRemove());
+      } finally {
+        trainHashes.close();
+      }
     } else {
-      const valHashes = new Set<string>();
-      await stream(pool, valEntries, quiet, ctx, (_, r) => { for (const h of r.hashes!) valHashes.add(h); });
-      const inTrain = new Set<string>();
+      const hashes = new Set<string>();
+      await stream(pool, valEntries, quiet, ctx, (_, r) => { for (const h of r.hashes) hashes.add(h); });
+      copies = new TrainingCopies(hashes);
       await stream(pool, entries, progress, ctx, (source, r) => {
-        for (const h of r.hashes!) if (valHashes.has(h)) inTrain.add(h);
+        copies.note(r.hashes);
         writeDocs(r, () => 'train');
         counted(source, r);
       });
       await stream(pool, valEntries, progress, ctx, (source, r) => {
-        writeDocs(r, (d) => (inTrain.has(r.hashes![d]) ? (tally.duplicates++, null) : 'val'));
+        writeDocs(r, (d) => copies.valUnlessCopied(r.hashes[d]));
         counted(source, r);
       });
     }
@@ -241,21 +269,117 @@ async function build(
   ctx.signal?.throwIfAborted();
   checkEverySourceHasDocuments([...entries, ...valEntries], perSource);
   const split = { train: writers.train.finish(), val: writers.val.finish() };
-  checkSplit(split.train.documents, split.val.documents, inputs.valFraction, valEntries.length > 0);
+  if (copies.any && valEntries.length === 0) {
+    const keep = (d: number) => copies.valUnlessCopied(valHashes[d]) !== null;
+    split.val = rewriteVal(dir, { dtype, vocabSize: info.vocabSize, ...split }, ctx.shardTokens ?? DEFAULTS.shardTokens, keep);
+  }
+  checkSplit(split.train.documents, split.val.documents, inputs.valFraction, valEntries.length > 0, copies.dropped);
   const meta: DatasetMeta = {
     format: FORMAT, key, tokenizer: info.name, ...(info.file && { tokenizerSha256: info.file.sha256 }),
     vocabSize: info.vocabSize, eot: info.eot, pad: info.pad, appendsEnd: info.appendsEnd,
     maxId: tally.maxId, ...(info.file && { maxToken: tokenText(info, tally.maxId) }), dtype,
     textField: inputs.textField, sources,
     split: valEntries.length > 0
-      ? { rule: SOURCE_SPLIT_RULE, seed: inputs.splitSeed, valFraction: inputs.valFraction, valSources: valEntries.map((e) => e.id), duplicatesDropped: tally.duplicates }
-      : { rule: SPLIT_RULE, seed: inputs.splitSeed, valFraction: inputs.valFraction },
+      ? { rule: SOURCE_SPLIT_RULE, seed: inputs.splitSeed, valFraction: inputs.valFraction, valSources: valEntries.map((e) => e.id), duplicatesDropped: copies.dropped }
+      : { rule: SPLIT_RULE, seed: inputs.splitSeed, valFraction: inputs.valFraction, duplicatesDropped: copies.dropped },
     train: split.train, val: split.val,
     textBytes: tally.textBytes,
     skipped: { badLines: tally.badLines, emptyDocuments: tally.emptyDocuments },
     created: new Date().toISOString(),
   };
   return { meta, badExamples: tally.badExamples };
+}
+
+/** Validation documents' text hashes, and those a training document has too: such validation documents are dropped, and counted. */
+class TrainingCopies {
+  private readonly copied = new Set<string>();
+  dropped = 0;
+
+  constructor(private readonly valHashes: ReadonlySet<string>) {}
+
+  /** Training documents' hashes, in any order. */
+  note(hashes: Iterable<string>): void {
+    for (const h of hashes) if (this.valHashes.has(h)) this.copied.add(h);
+  }
+
+  get any(): boolean {
+    return this.copied.size > 0;
+  }
+
+  /** A validation document's split: val, or null (counted as dropped) when a training document has its text. */
+  valUnlessCopied(hash: string): Split | null {
+    if (!this.copied.has(hash)) return 'val';
+    this.dropped++;
+    return null;
+  }
+}
+
+const SHA1_BYTES = 20;
+
+/** Text hashes appended to a file (in the temporary folder) and read back once: the training documents', which may number billions. */
+class HashFile {
+  private fd?: number;
+
+  constructor(private readonly path: string) {
+    this.fd = openSync(path, 'wx');
+  }
+
+  append(hashes: string[]): void {
+    if (hashes.length > 0) writeAll(this.fd!, Buffer.concat(hashes.map((h) => Buffer.from(h, 'base64'))));
+  }
+
+  /** Every hash appended, in order; the file is removed once read (it is no part of the dataset). */
+  *readAndRemove(): Generator<string> {
+    this.close();
+    const block = Buffer.alloc(SHA1_BYTES << 16);
+    const fd = openSync(this.path, 'r');
+    try {
+      for (let n; (n = readSync(fd, block, 0, block.length, null)) > 0;) {
+        if (n % SHA1_BYTES !== 0) throw new Error(`${this.path}: read ${n} bytes, not whole hashes`); // a bug, not bad input
+        for (let at = 0; at < n; at += SHA1_BYTES) yield block.toString('base64', at, at + SHA1_BYTES);
+      }
+    } finally {
+      closeSync(fd);
+      rmSync(this.path);
+    }
+  }
+
+  /** Closes the file for writing (on failure the temporary folder, file and all, is removed). */
+  close(): void {
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
+  }
+}
+
+/**
+ * The val split written again with only the documents `keep` accepts (asked
+ * for every document, in order): the hash split's copies of training
+ * documents are known only once every training document has been seen.
+ */
+function rewriteVal(dir: string, written: Pick<DatasetMeta, Split | 'dtype' | 'vocabSize'>, shardTokens: number, keep: (d: number) => boolean): SplitRecord {
+  const unfiltered = join(dir, 'val-unfiltered');
+  mkdirSync(unfiltered);
+  for (const file of [...written.val.shards.map((s) => s.file), indexName('val')]) renameSync(join(dir, file), join(unfiltered, file));
+  const reader = new SplitReader(unfiltered, written, 'val');
+  const writer = new SplitWriter(dir, 'val', written.dtype, shardTokens);
+  try {
+    for (let d = 0; d < reader.documents; d++) {
+      if (keep(d)) writer.add(readDocument(reader, d, written.dtype));
+    }
+  } finally {
+    reader.close();
+  }
+  rmSync(unfiltered, { recursive: true });
+  return writer.finish();
+}
+
+function readDocument(reader: SplitReader, d: number, dtype: Dtype) {
+  const { start, end } = reader.document(d);
+  const ids = new Int32Array(end - start);
+  reader.read(start, end - start, ids, 0);
+  const doc = newTokenArray(dtype, ids.length);
+  doc.set(ids);
+  return doc;
 }
 
 /** Every chunk of `entries` through the pool, results handed on in source order. */
@@ -288,8 +412,11 @@ function checkEverySourceHasDocuments(entries: SourceEntry[], perSource: Map<str
   }
 }
 
-function checkSplit(train: number, val: number, valFraction: number, bySource: boolean): void {
-  if (bySource && val === 0) throw new DataError('every validation document is also a training document (dropped as duplicates): the validation set is empty; name other validation sources');
+function checkSplit(train: number, val: number, valFraction: number, bySource: boolean, dropped: number): void {
+  if (val === 0 && dropped > 0) {
+    throw new DataError(`every validation document is also a training document (${dropped} dropped as duplicates): the validation set is empty; ` +
+      (bySource ? 'name other validation sources' : 'raise --val-fraction (data.val_fraction) or change --split-seed (data.split_seed)'));
+  }
   if (val === 0 || train === 0) {
     const empty = val === 0 ? 'validation' : 'training';
     throw new DataError(
