@@ -1,6 +1,7 @@
 // The statistics a comparison of strategies needs, and nothing else: Student's
 // t quantile (through the regularized incomplete beta function, so no table and
 // no approximation to trust) and the summary of paired differences over seeds.
+import { mean, std } from './facts.ts';
 
 /** ln Γ(x) for x > 0: Lanczos (g = 7, 9 terms), ~15 significant digits. */
 export function lnGamma(x: number): number {
@@ -92,9 +93,9 @@ export function pairedSummary(diffs: number[], level = 0.95): PairedSummary {
   const n = diffs.length;
   const wins = diffs.filter((d) => d < 0).length;
   if (n === 0) return { n, mean: null, sd: null, ci: null, wins };
-  const mean = diffs.reduce((a, b) => a + b, 0) / n;
-  if (n < 2) return { n, mean, sd: null, ci: null, wins };
-  const sd = Math.sqrt(diffs.reduce((a, d) => a + (d - mean) ** 2, 0) / (n - 1));
+  const m = mean(diffs);
+  const sd = std(diffs);
+  if (sd === null) return { n, mean: m, sd: null, ci: null, wins };
   const half = (studentTQuantile((1 + level) / 2, n - 1) * sd) / Math.sqrt(n);
-  return { n, mean, sd, ci: [mean - half, mean + half], wins };
+  return { n, mean: m, sd, ci: [m - half, m + half], wins };
 }
